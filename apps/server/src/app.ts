@@ -1,0 +1,93 @@
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import helmet from '@fastify/helmet';
+import { type DynamicModule, type LogLevel, Module } from '@nestjs/common';
+import { APP_GUARD, NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { Config } from './config.js';
+import { controllers } from './controllers/index.js';
+import { AuthGuard } from './middleware/auth.guard.js';
+import { ProblemFilter } from './middleware/problem.filter.js';
+import { connectDatabase } from './repositories/database.js';
+import { repositories } from './repositories/index.js';
+import { CONFIG, DATABASE, OBJECT_STORE } from './repositories/tokens.js';
+import { services } from './services/index.js';
+import type { ObjectStore } from './store/object-store.js';
+
+export const API_PREFIX = 'api/v1';
+const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug'];
+
+export interface Server {
+  app: NestFastifyApplication;
+  close(): Promise<void>;
+}
+
+/** Builds the API server (not yet listening) on the given database and object store. */
+export async function createServer(config: Config, databaseUrl: string, store: ObjectStore): Promise<Server> {
+  const db = connectDatabase(databaseUrl);
+
+  @Module({
+    controllers,
+    providers: [
+      { provide: CONFIG, useValue: config },
+      { provide: DATABASE, useValue: db },
+      { provide: OBJECT_STORE, useValue: store },
+      { provide: APP_GUARD, useClass: AuthGuard },
+      ...repositories,
+      ...services,
+    ],
+  })
+  class AppModule {}
+
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.maxJsonBytes,
+    trustProxy: config.trustProxy,
+    ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule as unknown as DynamicModule, adapter, {
+    logger: LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(config.logLevel) + 1),
+  });
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addContentTypeParser(
+    'application/octet-stream',
+    { parseAs: 'buffer', bodyLimit: Math.max(config.maxObjectBytes, config.maxPackBytes) },
+    (_request, body, done) => {
+      done(null, body);
+    },
+  );
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'", "'unsafe-inline'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+      },
+    },
+    hsts: config.tls !== undefined,
+  });
+  fastify.get('/', (_request, reply) => reply.redirect('/api/docs'));
+  app.setGlobalPrefix(API_PREFIX);
+  app.useGlobalFilters(new ProblemFilter());
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('uPC server')
+      .setDescription('Workspaces, versions, objects and leases for uPC agents and the console.')
+      .setVersion('1')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs-json' });
+
+  await app.init();
+  return {
+    app,
+    close: async () => {
+      await app.close();
+      await db.$disconnect();
+    },
+  };
+}

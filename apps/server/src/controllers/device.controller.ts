@@ -1,0 +1,38 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { Device, DeviceListQuery, Id, RegisterDeviceRequest } from '@upc/protocol';
+import { z } from 'zod';
+import type { Actor } from '../actor.js';
+import { CurrentActor } from '../middleware/auth.guard.js';
+import { Docs } from '../middleware/openapi.js';
+import { ZodPipe } from '../middleware/zod.pipe.js';
+import { DeviceService } from '../services/device.service.js';
+
+@ApiTags('devices')
+@ApiBearerAuth()
+@Controller('devices')
+export class DeviceController {
+  constructor(private readonly devices: DeviceService) {}
+
+  @Post()
+  @Docs({ body: RegisterDeviceRequest, response: Device })
+  register(
+    @CurrentActor() actor: Actor,
+    @Body(new ZodPipe(RegisterDeviceRequest)) body: z.infer<typeof RegisterDeviceRequest>,
+  ) {
+    return this.devices.register(actor, body);
+  }
+
+  @Post(':id/heartbeat')
+  @HttpCode(200)
+  @Docs({ response: Device })
+  heartbeat(@CurrentActor() actor: Actor, @Param('id', new ZodPipe(Id)) id: string) {
+    return this.devices.heartbeat(actor, id);
+  }
+
+  @Get()
+  @Docs({ query: DeviceListQuery, response: z.array(Device) })
+  list(@CurrentActor() actor: Actor, @Query(new ZodPipe(DeviceListQuery)) query: z.infer<typeof DeviceListQuery>) {
+    return this.devices.list(actor, query.ownerId);
+  }
+}

@@ -1,0 +1,53 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { CreateWorkspaceRequest, Id, SetPolicyRequest, Workspace, WorkspaceListQuery } from '@upc/protocol';
+import { z } from 'zod';
+import type { Actor } from '../actor.js';
+import { CurrentActor } from '../middleware/auth.guard.js';
+import { Docs } from '../middleware/openapi.js';
+import { ZodPipe } from '../middleware/zod.pipe.js';
+import { WorkspaceService } from '../services/workspace.service.js';
+
+@ApiTags('workspaces')
+@ApiBearerAuth()
+@Controller('workspaces')
+export class WorkspaceController {
+  constructor(private readonly workspaces: WorkspaceService) {}
+
+  @Post()
+  @Docs({ body: CreateWorkspaceRequest, response: Workspace })
+  create(
+    @CurrentActor() actor: Actor,
+    @Body(new ZodPipe(CreateWorkspaceRequest)) body: z.infer<typeof CreateWorkspaceRequest>,
+  ) {
+    return this.workspaces.create(actor, body);
+  }
+
+  @Get()
+  @Docs({ query: WorkspaceListQuery, response: z.array(Workspace) })
+  list(@CurrentActor() actor: Actor, @Query(new ZodPipe(WorkspaceListQuery)) query: z.infer<typeof WorkspaceListQuery>) {
+    return this.workspaces.list(actor, query.ownerId);
+  }
+
+  @Get(':id')
+  @Docs({ response: Workspace })
+  get(@CurrentActor() actor: Actor, @Param('id', new ZodPipe(Id)) id: string) {
+    return this.workspaces.get(actor, id);
+  }
+
+  @Put(':id/policy')
+  @Docs({ body: SetPolicyRequest, response: Workspace })
+  setPolicy(
+    @CurrentActor() actor: Actor,
+    @Param('id', new ZodPipe(Id)) id: string,
+    @Body(new ZodPipe(SetPolicyRequest)) body: z.infer<typeof SetPolicyRequest>,
+  ) {
+    return this.workspaces.setPolicy(actor, id, body.policy);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  delete(@CurrentActor() actor: Actor, @Param('id', new ZodPipe(Id)) id: string) {
+    return this.workspaces.delete(actor, id);
+  }
+}

@@ -1,0 +1,23 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiBody, ApiOkResponse, ApiQuery } from '@nestjs/swagger';
+import { z } from 'zod';
+
+type JsonSchema = Record<string, unknown>;
+
+const toOpenApi = (schema: z.ZodType, io: 'input' | 'output'): JsonSchema =>
+  z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' }) as JsonSchema;
+
+/** Documents a route's JSON body and answer in OpenAPI from the same zod schemas that validate them. */
+export function Docs(options: { body?: z.ZodType; response?: z.ZodType; query?: z.ZodObject }) {
+  const decorators: MethodDecorator[] = [];
+  if (options.body) decorators.push(ApiBody({ schema: toOpenApi(options.body, 'input') }));
+  if (options.response) decorators.push(ApiOkResponse({ schema: toOpenApi(options.response, 'output') }));
+  for (const [name, field] of Object.entries(options.query?.shape ?? {})) {
+    decorators.push(ApiQuery({ name, required: false, schema: toOpenApi(field as z.ZodType, 'input') }));
+  }
+  return applyDecorators(...decorators);
+}
+
+/** Documents a raw `application/octet-stream` body. */
+export const BinaryBody = () =>
+  ApiBody({ schema: { type: 'string', format: 'binary' }, description: 'the raw bytes (application/octet-stream)' });

@@ -1,0 +1,21 @@
+import { AuditRepository } from './audit.repository.js';
+import { DeviceRepository } from './device.repository.js';
+import { LeaseRepository } from './lease.repository.js';
+import { LoginAttemptRepository } from './login-attempt.repository.js';
+import { ObjectRepository } from './object.repository.js';
+import { TokenRepository } from './token.repository.js';
+import { UserRepository } from './user.repository.js';
+import { VersionRepository } from './version.repository.js';
+import { WorkspaceRepository } from './workspace.repository.js';
+
+export const repositories = [
+  AuditRepository,
+  DeviceRepository,
+  LeaseRepository,
+  LoginAttemptRepository,
+  ObjectRepository,
+  TokenRepository,
+  UserRepository,
+  VersionRepository,
+  WorkspaceRepository,
+];

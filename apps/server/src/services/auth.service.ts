@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import type { LoginResponse, User } from '@upc/protocol';
+import type { Actor } from '../actor.js';
+import type { Config } from '../config.js';
+import { ApiException } from '../errors.js';
+import { LoginAttemptRepository } from '../repositories/login-attempt.repository.js';
+import { TokenRepository } from '../repositories/token.repository.js';
+import { CONFIG } from '../repositories/tokens.js';
+import { UserRepository } from '../repositories/user.repository.js';
+import { AuditService } from './audit.service.js';
+import { toUser } from './dto.js';
+import { decoyHash, hashToken, newToken, verifyPassword } from './secrets.js';
+
+const TOUCH_EVERY_MS = 60_000;
+
+@Injectable()
+export class AuthService {
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    private readonly users: UserRepository,
+    private readonly tokens: TokenRepository,
+    private readonly attempts: LoginAttemptRepository,
+    private readonly audit: AuditService,
+  ) {}
+
+  async login(username: string, password: string, address: string): Promise<LoginResponse> {
+    const name = username.toLowerCase();
+    await this.enforceRateLimit(name, address);
+    const user = await this.users.findByUsername(name);
+    const valid = await verifyPassword(user?.passwordHash ?? (await decoyHash()), password);
+    if (!user || !valid) {
+      await this.attempts.record(name, address);
+      await this.audit.record(null, {
+        action: 'auth.login_failed',
+        targetType: 'user',
+        targetId: user?.id ?? null,
+        address,
+        details: { username: name },
+      });
+      throw new ApiException('invalid_credentials');
+    }
+    if (user.disabled) throw new ApiException('user_disabled');
+    const token = newToken();
+    const expiresAt = new Date(Date.now() + this.config.tokenTtlMs);
+    await this.tokens.create({ id: randomUUID(), userId: user.id, tokenHash: hashToken(token), expiresAt, address });
+    await this.audit.record(null, { action: 'auth.login', targetType: 'user', targetId: user.id, address });
+    return { token, expiresAt: expiresAt.toISOString(), user: toUser(user) };
+  }
+
+  async logout(actor: Actor): Promise<void> {
+    await this.tokens.revoke(actor.tokenId);
+    await this.audit.record(actor, { action: 'auth.logout', targetType: 'user', targetId: actor.id });
+  }
+
+  /** The actor behind a bearer token; 401 when it is unknown, revoked or expired, 403 when its user is disabled. */
+  async authenticate(token: string | undefined, address: string): Promise<Actor> {
+    if (!token) throw new ApiException('unauthenticated', 'send "Authorization: Bearer <token>"');
+    const row = await this.tokens.findByHash(hashToken(token));
+    const now = new Date();
+    if (!row || row.revokedAt !== null || row.expiresAt <= now) throw new ApiException('token_revoked');
+    if (row.user.disabled) throw new ApiException('user_disabled');
+    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
+      await this.tokens.touch(row.id, now);
+    }
+    return { id: row.user.id, username: row.user.username, role: row.user.role, tokenId: row.id, address };
+  }
+
+  async me(actor: Actor): Promise<User> {
+    const user = await this.users.findById(actor.id);
+    if (!user) throw new ApiException('token_revoked');
+    return toUser(user);
+  }
+
+  private async enforceRateLimit(username: string, address: string): Promise<void> {
+    const { windowSeconds, maxFailuresPerUser, maxFailuresPerAddress } = this.config.login;
+    const since = new Date(Date.now() - windowSeconds * 1000);
+    const counts = await this.attempts.countSince(since, username, address);
+    if (counts.user < maxFailuresPerUser && counts.address < maxFailuresPerAddress) return;
+    const oldest = await this.attempts.oldestSince(since, username, address);
+    const retryAfter = oldest
+      ? Math.max(1, Math.ceil((oldest.at.getTime() + windowSeconds * 1000 - Date.now()) / 1000))
+      : windowSeconds;
+    await this.audit.record(null, {
+      action: 'auth.rate_limited',
+      targetType: 'user',
+      address,
+      details: { username, failuresForUser: counts.user, failuresFromAddress: counts.address },
+    });
+    throw new ApiException(
+      'rate_limited',
+      `too many failed sign-ins for this ${counts.user >= maxFailuresPerUser ? 'user' : 'address'}; retry in ${retryAfter} s`,
+      { retryAfterSeconds: retryAfter },
+      { 'retry-after': String(retryAfter) },
+    );
+  }
+}

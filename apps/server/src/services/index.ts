@@ -1,0 +1,23 @@
+import { AuditService } from './audit.service.js';
+import { AuthService } from './auth.service.js';
+import { BootstrapService } from './bootstrap.service.js';
+import { DeviceService } from './device.service.js';
+import { HealthService } from './health.service.js';
+import { LeaseService } from './lease.service.js';
+import { ObjectService } from './object.service.js';
+import { UserService } from './user.service.js';
+import { VersionService } from './version.service.js';
+import { WorkspaceService } from './workspace.service.js';
+
+export const services = [
+  AuditService,
+  AuthService,
+  BootstrapService,
+  DeviceService,
+  HealthService,
+  LeaseService,
+  ObjectService,
+  UserService,
+  VersionService,
+  WorkspaceService,
+];

@@ -1,0 +1,132 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { type StoredObject, type StoredPack } from '@upc/protocol';
+import { PackFormatError, readPackIndex, sha256Hex } from '@upc/image';
+import type { Actor } from '../actor.js';
+import type { Config } from '../config.js';
+import { ApiException, notFound } from '../errors.js';
+import { ObjectRepository } from '../repositories/object.repository.js';
+import { CONFIG, OBJECT_STORE } from '../repositories/tokens.js';
+import { WorkspaceRepository } from '../repositories/workspace.repository.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { AuditService } from './audit.service.js';
+import { parseRange, type Range } from './range.js';
+import { objectKey, packKey } from './storage-keys.js';
+import { WorkspaceService } from './workspace.service.js';
+
+export interface ObjectDownload {
+  bytes: Uint8Array;
+  size: number;
+  range: Range | undefined;
+}
+
+/**
+ * Content-addressed uploads and downloads. Bytes are verified against their SHA-256 before they
+ * are stored, and a row is recorded only after the store has them durably: objects first,
+ * versions second.
+ */
+@Injectable()
+export class ObjectService {
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(OBJECT_STORE) private readonly store: ObjectStore,
+    private readonly objects: ObjectRepository,
+    private readonly workspaceRows: WorkspaceRepository,
+    private readonly workspaces: WorkspaceService,
+    private readonly audit: AuditService,
+  ) {}
+
+  async missing(actor: Actor, workspaceId: string, hashes: readonly string[]): Promise<string[]> {
+    await this.workspaces.requireAccess(actor, workspaceId);
+    const unique = [...new Set(hashes)];
+    const present = await this.objects.present(workspaceId, unique);
+    return unique.filter((hash) => !present.has(hash));
+  }
+
+  async uploadObject(actor: Actor, workspaceId: string, hash: string, body: Buffer): Promise<StoredObject> {
+    const workspace = await this.workspaces.requireAccess(actor, workspaceId);
+    if (body.length > this.config.maxObjectBytes) {
+      throw new ApiException('payload_too_large', `objects are limited to ${this.config.maxObjectBytes} bytes`);
+    }
+    verifyHash(hash, body);
+    if (await this.objects.find(workspaceId, hash)) return { hash, size: body.length, created: false };
+    await this.checkQuota(workspace.id, workspace.quotaBytes, body.length);
+    await this.store.putIfAbsent(objectKey(workspaceId, hash), body, hash);
+    const created = await this.objects.addObject(workspaceId, hash, body.length);
+    if (created) {
+      await this.audit.record(actor, {
+        action: 'object.upload',
+        targetType: 'object',
+        targetId: hash,
+        workspaceId,
+        details: { size: body.length },
+      });
+    }
+    return { hash, size: body.length, created };
+  }
+
+  async uploadPack(actor: Actor, workspaceId: string, hash: string, body: Buffer): Promise<StoredPack> {
+    const workspace = await this.workspaces.requireAccess(actor, workspaceId);
+    if (body.length > this.config.maxPackBytes) {
+      throw new ApiException('payload_too_large', `packs are limited to ${this.config.maxPackBytes} bytes`);
+    }
+    verifyHash(hash, body);
+    let entries;
+    try {
+      entries = readPackIndex(body);
+    } catch (error) {
+      if (error instanceof PackFormatError) throw new ApiException('invalid_pack', error.message);
+      throw error;
+    }
+    if (await this.objects.packExists(workspaceId, hash)) {
+      return { hash, size: body.length, objects: entries.length, created: false };
+    }
+    await this.checkQuota(workspace.id, workspace.quotaBytes, body.length);
+    await this.store.putIfAbsent(packKey(workspaceId, hash), body, hash);
+    const created = await this.objects.addPack(workspaceId, { hash, size: body.length }, entries);
+    if (created) {
+      await this.audit.record(actor, {
+        action: 'pack.upload',
+        targetType: 'pack',
+        targetId: hash,
+        workspaceId,
+        details: { size: body.length, objects: entries.length },
+      });
+    }
+    return { hash, size: body.length, objects: entries.length, created };
+  }
+
+  async download(actor: Actor, workspaceId: string, hash: string, rangeHeader?: string): Promise<ObjectDownload> {
+    await this.workspaces.requireAccess(actor, workspaceId);
+    const location = await this.objects.find(workspaceId, hash);
+    if (!location) throw notFound('object');
+    const range = parseRange(rangeHeader, location.size);
+    const wanted = range ?? { start: 0, end: location.size - 1 };
+    if (location.size === 0) return { bytes: new Uint8Array(0), size: 0, range: undefined };
+    const bytes =
+      location.packHash === null
+        ? await this.store.get(objectKey(workspaceId, hash), wanted)
+        : await this.store.get(packKey(workspaceId, location.packHash), {
+            start: (location.packOffset ?? 0) + wanted.start,
+            end: (location.packOffset ?? 0) + wanted.end,
+          });
+    return { bytes, size: location.size, range };
+  }
+
+  private async checkQuota(workspaceId: string, quota: bigint | null, adding: number): Promise<void> {
+    if (quota === null) return;
+    const used = (await this.workspaceRows.storedBytes([workspaceId])).get(workspaceId) ?? 0;
+    if (BigInt(used + adding) > quota) {
+      throw new ApiException('quota_exceeded', `the workspace uses ${used} of its ${quota} bytes`, {
+        usedBytes: used,
+        quotaBytes: Number(quota),
+      });
+    }
+  }
+}
+
+function verifyHash(expected: string, body: Uint8Array): void {
+  const actual = sha256Hex(body);
+  if (actual !== expected) {
+    throw new ApiException('hash_mismatch', `the body's SHA-256 is ${actual}, not ${expected}`, { actual, expected });
+  }
+}

@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { Workspace } from '@upc/protocol';
+import { type Actor, isAdmin } from '../actor.js';
+import { ApiException, notFound } from '../errors.js';
+import type { Prisma } from '../generated/prisma/client.js';
+import { OBJECT_STORE } from '../repositories/tokens.js';
+import { UserRepository } from '../repositories/user.repository.js';
+import { WorkspaceRepository, type WorkspaceRow } from '../repositories/workspace.repository.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { AuditService } from './audit.service.js';
+import { toWorkspace } from './dto.js';
+import { workspacePrefix } from './storage-keys.js';
+
+const DELETE_BATCH = 1000;
+
+@Injectable()
+export class WorkspaceService {
+  private readonly logger = new Logger('WorkspaceService');
+
+  constructor(
+    private readonly workspaces: WorkspaceRepository,
+    private readonly users: UserRepository,
+    @Inject(OBJECT_STORE) private readonly store: ObjectStore,
+    private readonly audit: AuditService,
+  ) {}
+
+  /**
+   * The workspace if the actor owns it or is an admin. Others get the same 404 as for a workspace
+   * that does not exist, so ids cannot be probed.
+   */
+  async requireAccess(actor: Actor, id: string): Promise<WorkspaceRow> {
+    const workspace = await this.workspaces.findById(id);
+    if (!workspace || (workspace.ownerId !== actor.id && !isAdmin(actor))) throw notFound('workspace');
+    return workspace;
+  }
+
+  async create(
+    actor: Actor,
+    request: { name: string; policy: Record<string, unknown> | null; ownerId?: string | undefined },
+  ): Promise<Workspace> {
+    const ownerId = request.ownerId ?? actor.id;
+    if (ownerId !== actor.id) {
+      if (!isAdmin(actor)) throw new ApiException('forbidden', 'only an admin may create a workspace for another user');
+      if (!(await this.users.findById(ownerId))) throw notFound('owner');
+    }
+    let row: WorkspaceRow;
+    try {
+      row = await this.workspaces.create({
+        id: randomUUID(),
+        ownerId,
+        name: request.name,
+        policy: request.policy as Prisma.InputJsonValue | null,
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'P2002') {
+        throw new ApiException('workspace_name_taken', `a workspace named "${request.name}" exists already`);
+      }
+      throw error;
+    }
+    await this.audit.record(actor, {
+      action: 'workspace.create',
+      targetType: 'workspace',
+      targetId: row.id,
+      workspaceId: row.id,
+      details: { name: row.name, ownerId },
+    });
+    return toWorkspace(row, 0);
+  }
+
+  async list(actor: Actor, ownerId?: string): Promise<Workspace[]> {
+    const filter = isAdmin(actor) ? ownerId : actor.id;
+    if (!isAdmin(actor) && ownerId !== undefined && ownerId !== actor.id) return [];
+    const rows = await this.workspaces.list(filter);
+    const bytes = await this.workspaces.storedBytes(rows.map((row) => row.id));
+    return rows.map((row) => toWorkspace(row, bytes.get(row.id) ?? 0));
+  }
+
+  async get(actor: Actor, id: string): Promise<Workspace> {
+    const row = await this.requireAccess(actor, id);
+    return toWorkspace(row, (await this.workspaces.storedBytes([id])).get(id) ?? 0);
+  }
+
+  async setPolicy(actor: Actor, id: string, policy: Record<string, unknown> | null): Promise<Workspace> {
+    await this.requireAccess(actor, id);
+    const row = await this.workspaces.setPolicy(id, policy as Prisma.InputJsonValue | null);
+    await this.audit.record(actor, {
+      action: 'workspace.set_policy',
+      targetType: 'workspace',
+      targetId: id,
+      workspaceId: id,
+    });
+    return toWorkspace(row, (await this.workspaces.storedBytes([id])).get(id) ?? 0);
+  }
+
+  /** Deletes the rows first, so nothing references the bytes, then the bytes under the workspace's prefix. */
+  async delete(actor: Actor, id: string): Promise<void> {
+    const row = await this.requireAccess(actor, id);
+    await this.workspaces.delete(id);
+    await this.audit.record(actor, {
+      action: 'workspace.delete',
+      targetType: 'workspace',
+      targetId: id,
+      workspaceId: id,
+      details: { name: row.name, ownerId: row.ownerId },
+    });
+    await this.deleteStoredBytes(id);
+  }
+
+  async deleteAllOwnedBy(actor: Actor, ownerId: string): Promise<void> {
+    for (const row of await this.workspaces.list(ownerId)) await this.delete(actor, row.id);
+  }
+
+  private async deleteStoredBytes(id: string): Promise<void> {
+    try {
+      let batch: string[] = [];
+      for await (const key of this.store.listPrefix(workspacePrefix(id))) {
+        batch.push(key);
+        if (batch.length === DELETE_BATCH) {
+          await this.store.deleteMany(batch);
+          batch = [];
+        }
+      }
+      await this.store.deleteMany(batch);
+    } catch (error) {
+      // The rows are gone, so these bytes are unreachable; the garbage collector sweeps what is left.
+      this.logger.warn(`could not delete every object of workspace ${id}: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,159 @@
+import { z } from 'zod';
+import { ERRORS, isErrorCode, type ErrorCode, type Problem } from './errors.js';
+import * as S from './schemas.js';
+
+/** An error answer from the server, carrying its problem document. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    readonly problem: Problem,
+  ) {
+    super(problem.detail ?? problem.title);
+  }
+}
+
+export interface ClientOptions {
+  baseUrl: string;
+  token?: string;
+  fetch?: typeof fetch;
+}
+
+type Query = Record<string, string | number | undefined>;
+
+/** A typed client for /api/v1. Every answer is validated against the protocol's schemas. */
+export class UpcClient {
+  private readonly base: string;
+  private readonly fetchFn: typeof fetch;
+  token: string | undefined;
+
+  constructor(options: ClientOptions) {
+    this.base = options.baseUrl.replace(/\/+$/, '') + '/api/v1';
+    this.token = options.token;
+    this.fetchFn = options.fetch ?? fetch;
+  }
+
+  health = () => this.json('GET', '/health', S.Health, undefined, { allowStatus: [503] });
+
+  async login(username: string, password: string): Promise<S.LoginResponse> {
+    const answer = await this.json('POST', '/auth/login', S.LoginResponse, { username, password });
+    this.token = answer.token;
+    return answer;
+  }
+  logout = () => this.empty('POST', '/auth/logout');
+  me = () => this.json('GET', '/auth/me', S.User);
+
+  createUser = (body: S.CreateUserRequest) => this.json('POST', '/users', S.User, body);
+  listUsers = () => this.json('GET', '/users', z.array(S.User));
+  updateUser = (id: string, body: S.UpdateUserRequest) => this.json('PATCH', `/users/${id}`, S.User, body);
+  resetPassword = (id: string, password: string) => this.empty('POST', `/users/${id}/password`, { password });
+  deleteUser = (id: string) => this.empty('DELETE', `/users/${id}`);
+
+  registerDevice = (body: S.RegisterDeviceRequest) => this.json('POST', '/devices', S.Device, body);
+  heartbeat = (id: string) => this.json('POST', `/devices/${id}/heartbeat`, S.Device);
+  listDevices = (query: Query = {}) => this.json('GET', '/devices' + qs(query), z.array(S.Device));
+
+  createWorkspace = (body: S.CreateWorkspaceRequest) => this.json('POST', '/workspaces', S.Workspace, body);
+  listWorkspaces = (query: Query = {}) => this.json('GET', '/workspaces' + qs(query), z.array(S.Workspace));
+  getWorkspace = (id: string) => this.json('GET', `/workspaces/${id}`, S.Workspace);
+  setPolicy = (id: string, policy: Record<string, unknown> | null) =>
+    this.json('PUT', `/workspaces/${id}/policy`, S.Workspace, { policy });
+  deleteWorkspace = (id: string) => this.empty('DELETE', `/workspaces/${id}`);
+
+  async missingObjects(workspaceId: string, hashes: string[]): Promise<string[]> {
+    const answer = await this.json('POST', `/workspaces/${workspaceId}/objects/missing`, S.MissingObjectsResponse, {
+      hashes,
+    });
+    return answer.missing;
+  }
+  uploadObject = (workspaceId: string, hash: string, bytes: Uint8Array) =>
+    this.json('PUT', `/workspaces/${workspaceId}/objects/${hash}`, S.StoredObject, bytes);
+  uploadPack = (workspaceId: string, hash: string, bytes: Uint8Array) =>
+    this.json('PUT', `/workspaces/${workspaceId}/packs/${hash}`, S.StoredPack, bytes);
+
+  /** An object's bytes, or `range` of them (inclusive, as in HTTP). */
+  async downloadObject(workspaceId: string, hash: string, range?: { start: number; end?: number }): Promise<Uint8Array> {
+    const headers: Record<string, string> = {};
+    if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
+    const res = await this.send('GET', `/workspaces/${workspaceId}/objects/${hash}`, undefined, headers);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  listVersions = (workspaceId: string, query: Query = {}) =>
+    this.json('GET', `/workspaces/${workspaceId}/versions` + qs(query), z.array(S.Version));
+  getVersion = (workspaceId: string, versionId: string) =>
+    this.json('GET', `/workspaces/${workspaceId}/versions/${versionId}`, S.Version);
+  commit = (workspaceId: string, body: S.CommitRequest) =>
+    this.json('POST', `/workspaces/${workspaceId}/versions`, S.Version, body);
+
+  getLease = (workspaceId: string) => this.json('GET', `/workspaces/${workspaceId}/lease`, S.Lease.nullable());
+  acquireLease = (workspaceId: string, deviceId: string, ttlSeconds?: number) =>
+    this.json('POST', `/workspaces/${workspaceId}/lease`, S.Lease, { deviceId, ttlSeconds });
+  renewLease = (workspaceId: string, deviceId: string, fencingToken: number) =>
+    this.json('POST', `/workspaces/${workspaceId}/lease/renew`, S.Lease, { deviceId, fencingToken });
+  releaseLease = (workspaceId: string, deviceId: string, fencingToken: number) =>
+    this.empty('POST', `/workspaces/${workspaceId}/lease/release`, { deviceId, fencingToken });
+  takeOverLease = (workspaceId: string, deviceId: string, ttlSeconds?: number) =>
+    this.json('POST', `/workspaces/${workspaceId}/lease/takeover`, S.Lease, { deviceId, ttlSeconds });
+  forceReleaseLease = (workspaceId: string) => this.empty('DELETE', `/workspaces/${workspaceId}/lease`);
+
+  listAudit = (query: S.AuditQuery = {}) =>
+    this.json('GET', '/audit' + qs(query as Query), z.array(S.AuditEvent));
+
+  private async json<T extends z.ZodType>(
+    method: string,
+    path: string,
+    schema: T,
+    body?: unknown,
+    options: { allowStatus?: number[] } = {},
+  ): Promise<z.infer<T>> {
+    const res = await this.send(method, path, body, {}, options.allowStatus);
+    return schema.parse(await res.json());
+  }
+
+  private async empty(method: string, path: string, body?: unknown): Promise<void> {
+    const res = await this.send(method, path, body);
+    await res.body?.cancel();
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    body: unknown,
+    extraHeaders: Record<string, string> = {},
+    allowStatus: number[] = [],
+  ): Promise<Response> {
+    const headers: Record<string, string> = { ...extraHeaders };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let payload: string | Uint8Array | undefined;
+    if (body instanceof Uint8Array) {
+      headers['content-type'] = 'application/octet-stream';
+      payload = body;
+    } else if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(body);
+    }
+    const res = await this.fetchFn(this.base + path, { method, headers, body: payload });
+    if (res.ok || allowStatus.includes(res.status)) return res;
+    throw await toApiError(res);
+  }
+}
+
+async function toApiError(res: Response): Promise<ApiError> {
+  const text = await res.text();
+  let problem: Problem;
+  try {
+    const parsed = JSON.parse(text) as Partial<Problem>;
+    const code: ErrorCode = isErrorCode(parsed.code) ? parsed.code : 'internal';
+    problem = { type: '', title: ERRORS[code].title, ...parsed, status: res.status, code };
+  } catch {
+    problem = { type: '', title: res.statusText, status: res.status, code: 'internal', detail: text.slice(0, 200) };
+  }
+  return new ApiError(res.status, problem.code, problem);
+}
+
+function qs(query: Query): string {
+  const entries = Object.entries(query).filter((e): e is [string, string | number] => e[1] !== undefined);
+  return entries.length === 0 ? '' : '?' + new URLSearchParams(entries.map(([k, v]): [string, string] => [k, String(v)])).toString();
+}

@@ -1,0 +1,177 @@
+import { z } from 'zod';
+
+/** Lower-case hex SHA-256: the id of every object, tree and pack. */
+export const Hash = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits (SHA-256)');
+export const Id = z.uuid();
+export const Timestamp = z.iso.datetime();
+export const Username = z
+  .string()
+  .regex(/^[a-z][a-z0-9._-]{1,31}$/, 'must be 2-32 characters: a-z first, then a-z, 0-9, ".", "_" or "-"');
+export const Password = z.string().min(8, 'must be at least 8 characters').max(256);
+export const Role = z.enum(['user', 'admin']);
+export const VersionKind = z.enum(['sync', 'logout', 'checkpoint', 'recovery', 'conflict']);
+export const FencingToken = z.number().int().nonnegative();
+
+export const Health = z.object({
+  status: z.enum(['ok', 'unavailable']),
+  db: z.enum(['ok', 'down']),
+  store: z.enum(['ok', 'down']),
+});
+
+export const User = z.object({
+  id: Id,
+  username: Username,
+  role: Role,
+  disabled: z.boolean(),
+  createdAt: Timestamp,
+});
+export const LoginRequest = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(256) });
+export const LoginResponse = z.object({ token: z.string(), expiresAt: Timestamp, user: User });
+export const CreateUserRequest = z.object({ username: Username, password: Password, role: Role.default('user') });
+export const UpdateUserRequest = z
+  .object({ disabled: z.boolean().optional(), role: Role.optional() })
+  .refine((v) => v.disabled !== undefined || v.role !== undefined, 'give disabled or role');
+export const ResetPasswordRequest = z.object({ password: Password });
+
+export const Device = z.object({
+  id: Id,
+  ownerId: Id,
+  machineId: z.string(),
+  name: z.string(),
+  os: z.string(),
+  agentVersion: z.string(),
+  createdAt: Timestamp,
+  lastSeenAt: Timestamp,
+});
+export const RegisterDeviceRequest = z.object({
+  machineId: z.string().min(1).max(128),
+  name: z.string().min(1).max(128),
+  os: z.string().min(1).max(64),
+  agentVersion: z.string().min(1).max(64),
+});
+
+/** A policy is validated by libs/policy when the agent applies it; the server stores it as given. */
+export const PolicyDocument = z.record(z.string(), z.unknown());
+export const WorkspaceName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, 'must be 1-64 characters: letters, digits, " ", ".", "_" or "-"');
+export const Workspace = z.object({
+  id: Id,
+  ownerId: Id,
+  name: z.string(),
+  policy: PolicyDocument.nullable(),
+  headVersionId: Id.nullable(),
+  storedBytes: z.number().int().nonnegative(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export const CreateWorkspaceRequest = z.object({
+  name: WorkspaceName,
+  policy: PolicyDocument.nullable().default(null),
+  /** Admins may create a workspace for another user. */
+  ownerId: Id.optional(),
+});
+export const SetPolicyRequest = z.object({ policy: PolicyDocument.nullable() });
+
+export const MAX_HASHES_PER_REQUEST = 10_000;
+export const MissingObjectsRequest = z.object({ hashes: z.array(Hash).max(MAX_HASHES_PER_REQUEST) });
+export const MissingObjectsResponse = z.object({ missing: z.array(Hash) });
+export const StoredObject = z.object({ hash: Hash, size: z.number().int().nonnegative(), created: z.boolean() });
+export const StoredPack = z.object({
+  hash: Hash,
+  size: z.number().int().nonnegative(),
+  objects: z.number().int().nonnegative(),
+  created: z.boolean(),
+});
+
+export const VersionStats = z.record(z.string(), z.number());
+export const Version = z.object({
+  id: Id,
+  workspaceId: Id,
+  parentId: Id.nullable(),
+  rootTree: Hash,
+  kind: VersionKind,
+  deviceId: Id.nullable(),
+  authorId: Id.nullable(),
+  stats: VersionStats,
+  createdAt: Timestamp,
+});
+export const CommitRequest = z.object({
+  parentId: Id.nullable(),
+  rootTree: Hash,
+  kind: VersionKind,
+  deviceId: Id,
+  fencingToken: FencingToken,
+  stats: VersionStats.default({}),
+  /** Objects this version adds; each must be stored before the commit is accepted. */
+  objects: z.array(Hash).max(100_000).default([]),
+});
+
+export const Lease = z.object({
+  workspaceId: Id,
+  deviceId: Id,
+  userId: Id,
+  fencingToken: FencingToken,
+  acquiredAt: Timestamp,
+  renewedAt: Timestamp,
+  expiresAt: Timestamp,
+});
+export const LeaseHolder = z.object({
+  deviceId: Id,
+  deviceName: z.string(),
+  userId: Id,
+  username: z.string(),
+  since: Timestamp,
+  expiresAt: Timestamp,
+});
+export const AcquireLeaseRequest = z.object({
+  deviceId: Id,
+  ttlSeconds: z.number().int().min(5).max(3600).optional(),
+});
+export const RenewLeaseRequest = z.object({ deviceId: Id, fencingToken: FencingToken });
+
+export const AuditEvent = z.object({
+  id: z.string(),
+  at: Timestamp,
+  actorId: Id.nullable(),
+  action: z.string(),
+  targetType: z.string(),
+  targetId: z.string().nullable(),
+  workspaceId: Id.nullable(),
+  address: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+});
+export const AuditQuery = z.object({
+  actorId: Id.optional(),
+  workspaceId: Id.optional(),
+  action: z.string().max(64).optional(),
+  since: Timestamp.optional(),
+  until: Timestamp.optional(),
+  before: z.coerce.number().int().positive().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+export const VersionListQuery = z.object({
+  before: Timestamp.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+export const WorkspaceListQuery = z.object({ ownerId: Id.optional() });
+export const DeviceListQuery = z.object({ ownerId: Id.optional() });
+
+export type Health = z.infer<typeof Health>;
+export type User = z.infer<typeof User>;
+export type LoginRequest = z.infer<typeof LoginRequest>;
+export type LoginResponse = z.infer<typeof LoginResponse>;
+export type CreateUserRequest = z.input<typeof CreateUserRequest>;
+export type UpdateUserRequest = z.infer<typeof UpdateUserRequest>;
+export type Device = z.infer<typeof Device>;
+export type RegisterDeviceRequest = z.infer<typeof RegisterDeviceRequest>;
+export type Workspace = z.infer<typeof Workspace>;
+export type CreateWorkspaceRequest = z.input<typeof CreateWorkspaceRequest>;
+export type StoredObject = z.infer<typeof StoredObject>;
+export type StoredPack = z.infer<typeof StoredPack>;
+export type Version = z.infer<typeof Version>;
+export type CommitRequest = z.input<typeof CommitRequest>;
+export type Lease = z.infer<typeof Lease>;
+export type LeaseHolder = z.infer<typeof LeaseHolder>;
+export type AuditEvent = z.infer<typeof AuditEvent>;
+export type AuditQuery = z.input<typeof AuditQuery>;

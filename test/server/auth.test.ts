@@ -1,0 +1,62 @@
+import { ApiError } from '@upc/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ env: { UPC_LOGIN_MAX_FAILURES_PER_USER: '3', UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: '8' } });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+async function problemOf(promise: Promise<unknown>): Promise<ApiError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ApiError);
+  return error as ApiError;
+}
+
+describe('auth', () => {
+  it('health answers 200 with db and store up', async () => {
+    expect(await server.anonymous().health()).toEqual({ status: 'ok', db: 'ok', store: 'ok' });
+  });
+
+  it('logs in, says who I am, and a logged-out token is refused with 401', async () => {
+    const client = server.anonymous();
+    const login = await client.login('admin', ADMIN_PASSWORD);
+    expect(login.token).toMatch(/^upc_/);
+    expect(login.user).toMatchObject({ username: 'admin', role: 'admin', disabled: false });
+    expect(await client.me()).toMatchObject({ username: 'admin' });
+    await client.logout();
+    const problem = await problemOf(client.me());
+    expect(problem.status).toBe(401);
+    expect(problem.code).toBe('token_revoked');
+  });
+
+  it('refuses requests without a token and with a made-up one', async () => {
+    expect((await problemOf(server.anonymous().me())).code).toBe('unauthenticated');
+    const forged = server.anonymous();
+    forged.token = 'upc_' + 'A'.repeat(43);
+    expect((await problemOf(forged.me())).code).toBe('token_revoked');
+  });
+
+  it('rate-limits failed logins per user with 429 and Retry-After, even for the right password', async () => {
+    const { client: admin } = { client: await server.admin() };
+    await admin.createUser({ username: 'victim', password: 'victim-password' });
+    for (let i = 0; i < 3; i++) {
+      expect((await problemOf(server.anonymous().login('victim', 'wrong-password'))).code).toBe('invalid_credentials');
+    }
+    const limited = await fetch(`${server.url}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'victim', password: 'victim-password' }),
+    });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.headers.get('content-type')).toContain('application/problem+json');
+    expect(((await limited.json()) as { code: string }).code).toBe('rate_limited');
+  });
+});
