@@ -1,5 +1,5 @@
-import { ApiError } from '@upc/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { problemOf } from '../support/problems.js';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -9,15 +9,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
-
-async function problemOf(promise: Promise<unknown>): Promise<ApiError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ApiError);
-  return error as ApiError;
-}
 
 describe('auth', () => {
   it('health answers 200 with db and store up', async () => {
@@ -44,7 +35,7 @@ describe('auth', () => {
   });
 
   it('rate-limits failed logins per user with 429 and Retry-After, even for the right password', async () => {
-    const { client: admin } = { client: await server.admin() };
+    const admin = await server.admin();
     await admin.createUser({ username: 'victim', password: 'victim-password' });
     for (let i = 0; i < 3; i++) {
       expect((await problemOf(server.anonymous().login('victim', 'wrong-password'))).code).toBe('invalid_credentials');

@@ -59,6 +59,8 @@ export class UpcClient {
   getWorkspace = (id: string) => this.json('GET', `/workspaces/${id}`, S.Workspace);
   setPolicy = (id: string, policy: Record<string, unknown> | null) =>
     this.json('PUT', `/workspaces/${id}/policy`, S.Workspace, { policy });
+  setQuota = (id: string, quotaBytes: number | null) =>
+    this.json('PUT', `/workspaces/${id}/quota`, S.Workspace, { quotaBytes });
   deleteWorkspace = (id: string) => this.empty('DELETE', `/workspaces/${id}`);
 
   async missingObjects(workspaceId: string, hashes: string[]): Promise<string[]> {

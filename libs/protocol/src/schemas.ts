@@ -62,6 +62,8 @@ export const Workspace = z.object({
   policy: PolicyDocument.nullable(),
   headVersionId: Id.nullable(),
   storedBytes: z.number().int().nonnegative(),
+  /** Null: no quota. */
+  quotaBytes: z.number().int().nonnegative().nullable(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -72,6 +74,7 @@ export const CreateWorkspaceRequest = z.object({
   ownerId: Id.optional(),
 });
 export const SetPolicyRequest = z.object({ policy: PolicyDocument.nullable() });
+export const SetQuotaRequest = z.object({ quotaBytes: z.number().int().nonnegative().nullable() });
 
 export const MAX_HASHES_PER_REQUEST = 10_000;
 export const MissingObjectsRequest = z.object({ hashes: z.array(Hash).max(MAX_HASHES_PER_REQUEST) });

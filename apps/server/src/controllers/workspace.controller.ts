@@ -1,9 +1,16 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { CreateWorkspaceRequest, Id, SetPolicyRequest, Workspace, WorkspaceListQuery } from '@upc/protocol';
+import {
+  CreateWorkspaceRequest,
+  Id,
+  SetPolicyRequest,
+  SetQuotaRequest,
+  Workspace,
+  WorkspaceListQuery,
+} from '@upc/protocol';
 import { z } from 'zod';
 import type { Actor } from '../actor.js';
-import { CurrentActor } from '../middleware/auth.guard.js';
+import { AdminOnly, CurrentActor } from '../middleware/auth.guard.js';
 import { Docs } from '../middleware/openapi.js';
 import { ZodPipe } from '../middleware/zod.pipe.js';
 import { WorkspaceService } from '../services/workspace.service.js';
@@ -43,6 +50,17 @@ export class WorkspaceController {
     @Body(new ZodPipe(SetPolicyRequest)) body: z.infer<typeof SetPolicyRequest>,
   ) {
     return this.workspaces.setPolicy(actor, id, body.policy);
+  }
+
+  @AdminOnly()
+  @Put(':id/quota')
+  @Docs({ body: SetQuotaRequest, response: Workspace })
+  setQuota(
+    @CurrentActor() actor: Actor,
+    @Param('id', new ZodPipe(Id)) id: string,
+    @Body(new ZodPipe(SetQuotaRequest)) body: z.infer<typeof SetQuotaRequest>,
+  ) {
+    return this.workspaces.setQuota(actor, id, body.quotaBytes);
   }
 
   @Delete(':id')

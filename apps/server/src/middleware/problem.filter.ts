@@ -42,9 +42,14 @@ export class ProblemFilter implements ExceptionFilter {
       const detail = issues.map((i) => `${i.field || '(body)'}: ${i.message}`).join('; ');
       return { problem: build('validation_failed', detail, { issues }), headers: {} };
     }
-    const fastifyCode = (error as { code?: unknown } | null)?.code;
+    // Nest wraps Fastify's own 4xx errors (body parsing, limits) in an HttpException with the original as cause.
+    const fastifyError = error instanceof HttpException && error.cause instanceof Error ? error.cause : error;
+    const fastifyCode = (fastifyError as { code?: unknown } | null)?.code;
     if (typeof fastifyCode === 'string' && fastifyCode in FASTIFY_CODES) {
-      return { problem: build(FASTIFY_CODES[fastifyCode] ?? 'validation_failed', (error as Error).message), headers: {} };
+      return {
+        problem: build(FASTIFY_CODES[fastifyCode] ?? 'validation_failed', (fastifyError as Error).message),
+        headers: {},
+      };
     }
     if (error instanceof SyntaxError && (error as { statusCode?: number }).statusCode === 400) {
       return { problem: build('malformed_json', error.message), headers: {} };

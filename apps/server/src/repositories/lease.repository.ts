@@ -21,8 +21,9 @@ export class LeaseRepository {
   }
 
   async put(tx: Transaction, lease: LeaseRow): Promise<LeaseRow> {
-    const { workspaceId, ...rest } = lease;
-    return tx.lease.upsert({ where: { workspaceId }, create: lease, update: rest });
+    const { workspaceId, deviceId, userId, fencingToken, acquiredAt, renewedAt, expiresAt } = lease;
+    const row = { deviceId, userId, fencingToken, acquiredAt, renewedAt, expiresAt };
+    return tx.lease.upsert({ where: { workspaceId }, create: { workspaceId, ...row }, update: row });
   }
 
   async delete(tx: Transaction, workspaceId: string): Promise<void> {

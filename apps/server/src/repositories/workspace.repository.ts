@@ -34,6 +34,10 @@ export class WorkspaceRepository {
     });
   }
 
+  setQuota(id: string, quotaBytes: bigint | null) {
+    return this.db.workspace.update({ where: { id }, data: { quotaBytes, updatedAt: new Date() } });
+  }
+
   async delete(id: string): Promise<void> {
     await this.db.workspace.delete({ where: { id } });
   }

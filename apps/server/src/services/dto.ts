@@ -32,6 +32,7 @@ export const toWorkspace = (row: WorkspaceRow, storedBytes: number): Workspace =
   policy: (row.policy as Record<string, unknown> | null) ?? null,
   headVersionId: row.headVersionId,
   storedBytes,
+  quotaBytes: row.quotaBytes === null ? null : Number(row.quotaBytes),
   createdAt: row.createdAt.toISOString(),
   updatedAt: row.updatedAt.toISOString(),
 });

@@ -93,6 +93,20 @@ export class WorkspaceService {
     return toWorkspace(row, (await this.workspaces.storedBytes([id])).get(id) ?? 0);
   }
 
+  /** Admins only (the controller checks): null lifts the quota. */
+  async setQuota(actor: Actor, id: string, quotaBytes: number | null): Promise<Workspace> {
+    await this.requireAccess(actor, id);
+    const row = await this.workspaces.setQuota(id, quotaBytes === null ? null : BigInt(quotaBytes));
+    await this.audit.record(actor, {
+      action: 'workspace.set_quota',
+      targetType: 'workspace',
+      targetId: id,
+      workspaceId: id,
+      details: { quotaBytes },
+    });
+    return toWorkspace(row, (await this.workspaces.storedBytes([id])).get(id) ?? 0);
+  }
+
   /** Deletes the rows first, so nothing references the bytes, then the bytes under the workspace's prefix. */
   async delete(actor: Actor, id: string): Promise<void> {
     const row = await this.requireAccess(actor, id);
