@@ -47,6 +47,8 @@ const POLL_INTERVAL_MS = 10;
 const LOAD = { duration: 10, connections: 50, pipelining: 1 };
 const HASHES = 100;
 const HEALTH_PATH = '/api/v1/health';
+/** USER_HZ, the unit of /proc/<pid>/stat times: 100 on every Linux build that matters. */
+const CLOCK_TICKS = 100;
 
 /**
  * @typedef {{ code: number | null, signal: NodeJS.Signals | null }} Exit
@@ -62,7 +64,7 @@ const HEALTH_PATH = '/api/v1/health';
  *   signal: NodeJS.Signals | null, leftoverProcesses: boolean }} StartStop
  * @typedef {{ name: string, method: string, path: string, requestsPerSecond: number, latencyP50Ms: number,
  *   latencyP99Ms: number, latencyAvgMs: number, requests: number, non2xx: number, errors: number,
- *   timeouts: number }} LoadResult
+ *   timeouts: number, serverCpuPercent: number | null }} LoadResult
  */
 
 /** Servers started and not yet seen to exit, with their process groups. */
@@ -310,19 +312,24 @@ async function prepareWorkspace(baseUrl, adminPassword) {
 }
 
 /**
- * One autocannon run of LOAD.duration seconds.
+ * One autocannon run of LOAD.duration seconds, with the CPU the server's own process used meanwhile.
  * @param {string} name
+ * @param {number} serverPid
  * @param {string} baseUrl
  * @param {{ method: 'GET' | 'POST', path: string, headers?: Record<string, string>, body?: string }} target
  * @returns {Promise<LoadResult>}
  */
-async function load(name, baseUrl, target) {
+async function load(name, serverPid, baseUrl, target) {
   if (aborted) throw new Error('aborted');
   const { path, ...options } = target;
   const instance = autocannon({ ...LOAD, ...options, url: baseUrl + path });
   currentLoad = instance;
   try {
+    const cpuBefore = await cpuSeconds(serverPid);
+    const started = performance.now();
     const result = await instance;
+    const cpuAfter = await cpuSeconds(serverPid);
+    const elapsedS = (performance.now() - started) / 1000;
     return {
       name,
       method: target.method,
@@ -335,13 +342,35 @@ async function load(name, baseUrl, target) {
       non2xx: result.non2xx,
       errors: result.errors,
       timeouts: result.timeouts,
+      serverCpuPercent:
+        cpuBefore === null || cpuAfter === null
+          ? null
+          : Math.round(((cpuAfter - cpuBefore) / elapsedS) * 100),
     };
   } finally {
     currentLoad = undefined;
   }
 }
 
-/** @param {number} pid */
+/**
+ * User + system CPU seconds a process has used so far (Linux), or null.
+ * @param {number} pid
+ */
+async function cpuSeconds(pid) {
+  try {
+    const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Resident memory of a process in MiB (Linux), or null.
+ * @param {number} pid
+ */
 async function rssMiB(pid) {
   try {
     const status = await readFile(`/proc/${String(pid)}/status`, 'utf8');
@@ -365,15 +394,16 @@ async function run() {
 
   const warm = await startServer(env, await freePort());
   const baseUrl = `http://127.0.0.1:${String(warm.server.port)}`;
+  const serverRssMiBAtReady = await rssMiB(warm.server.pid);
   const { workspaceId, token, hashes } = await prepareWorkspace(baseUrl, adminPassword);
-  const health = await load('health', baseUrl, { method: 'GET', path: HEALTH_PATH });
-  const missing = await load('objects/missing (100 hashes, 50 stored)', baseUrl, {
+  const health = await load('health', warm.server.pid, baseUrl, { method: 'GET', path: HEALTH_PATH });
+  const missing = await load('objects/missing (100 hashes, 50 stored)', warm.server.pid, baseUrl, {
     method: 'POST',
     path: `/api/v1/workspaces/${workspaceId}/objects/missing`,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ hashes }),
   });
-  const serverRssMiB = await rssMiB(warm.server.pid);
+  const serverRssMiBAfterLoad = await rssMiB(warm.server.pid);
   const warmRun = await stopServer(warm.server, warm.readyMs);
 
   return {
@@ -386,7 +416,7 @@ async function run() {
     },
     setup: 'embedded PostgreSQL + filesystem store, loopback; autocannon in the bench process',
     start: { cold: coldRun, warm: warmRun },
-    load: { ...LOAD, serverRssMiBAfterLoad: serverRssMiB, results: [health, missing] },
+    load: { ...LOAD, serverRssMiBAtReady, serverRssMiBAfterLoad, results: [health, missing] },
   };
 }
 
@@ -430,9 +460,10 @@ function print(report) {
     ]),
     '',
     `HTTP load (autocannon: ${String(LOAD.connections)} connections, pipelining ${String(LOAD.pipelining)}, ` +
-      `${String(LOAD.duration)} s each; server RSS after: ${String(report.load.serverRssMiBAfterLoad ?? '?')} MiB)`,
+      `${String(LOAD.duration)} s each; server RSS ${String(report.load.serverRssMiBAtReady ?? '?')} MiB ` +
+      `at ready, ${String(report.load.serverRssMiBAfterLoad ?? '?')} MiB after)`,
     table([
-      ['endpoint', 'req/s', 'p50 ms', 'p99 ms', 'avg ms', 'requests', 'non-2xx', 'errors'],
+      ['endpoint', 'req/s', 'p50 ms', 'p99 ms', 'avg ms', 'requests', 'non-2xx', 'errors', 'server CPU'],
       ...report.load.results.map((r) => [
         `${r.method} ${r.name}`,
         r.requestsPerSecond,
@@ -442,6 +473,7 @@ function print(report) {
         r.requests,
         r.non2xx,
         r.errors + r.timeouts,
+        r.serverCpuPercent === null ? '-' : `${String(r.serverCpuPercent)} %`,
       ]),
     ]),
     '',

