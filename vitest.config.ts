@@ -11,10 +11,16 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['test/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'libs/*/src/**/*.test.ts', 'driver/src/**/*.test.ts'],
+    include: [
+      'test/**/*.test.ts',
+      'apps/*/src/**/*.test.ts',
+      'libs/*/src/**/*.test.ts',
+      'driver/src/**/*.test.ts',
+    ],
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
   },
 });

@@ -28,14 +28,16 @@ describe('users', () => {
   it('creates, lists, searches, refuses a taken name, and rejects a weak password naming the field', async () => {
     const frank = await admin.createUser({ username: 'frank', password: 'frank-password' });
     expect(frank).toMatchObject({ username: 'frank', role: 'user', disabled: false });
-    expect((await admin.listUsers()).map((u) => u.username)).toEqual(expect.arrayContaining(['admin', 'frank']));
+    expect((await admin.listUsers()).map((u) => u.username)).toEqual(
+      expect.arrayContaining(['admin', 'frank']),
+    );
     const res = await fetch(`${server.url}/api/v1/users?search=fra`, {
       headers: { authorization: `Bearer ${admin.token ?? ''}` },
     });
     expect(((await res.json()) as { username: string }[]).map((u) => u.username)).toEqual(['frank']);
-    expect((await problemOf(admin.createUser({ username: 'frank', password: 'another-password' }))).code).toBe(
-      'username_taken',
-    );
+    expect(
+      (await problemOf(admin.createUser({ username: 'frank', password: 'another-password' }))).code,
+    ).toBe('username_taken');
     const weak = await problemOf(admin.createUser({ username: 'gina', password: 'short' }));
     expect(weak.code).toBe('validation_failed');
     expect(weak.problem.detail).toContain('password');
@@ -55,7 +57,9 @@ describe('users', () => {
     const { client: ivy, id } = await server.user('ivy');
     await admin.resetPassword(id, 'ivy-new-password');
     expect((await problemOf(ivy.me())).code).toBe('token_revoked');
-    expect((await problemOf(server.anonymous().login('ivy', 'ivy-password'))).code).toBe('invalid_credentials');
+    expect((await problemOf(server.anonymous().login('ivy', 'ivy-password'))).code).toBe(
+      'invalid_credentials',
+    );
     await server.anonymous().login('ivy', 'ivy-new-password');
   });
 
@@ -69,7 +73,9 @@ describe('users', () => {
     expect((await admin.listUsers()).map((u) => u.username)).not.toContain('jack');
     expect((await problemOf(admin.getWorkspace(workspace.id))).code).toBe('not_found');
     expect(await keysUnder(workspacePrefix(workspace.id))).toEqual([]);
-    expect((await problemOf(server.anonymous().login('jack', 'jack-password'))).code).toBe('invalid_credentials');
+    expect((await problemOf(server.anonymous().login('jack', 'jack-password'))).code).toBe(
+      'invalid_credentials',
+    );
   });
 
   it('never removes the last active admin', async () => {
@@ -99,7 +105,13 @@ describe('devices and workspaces', () => {
   it('creates, renames nothing, sets a policy, refuses a duplicate name, deletes', async () => {
     const { client: lee, id } = await server.user('lee');
     const workspace = await lee.createWorkspace({ name: 'Lab work' });
-    expect(workspace).toMatchObject({ ownerId: id, name: 'Lab work', policy: null, headVersionId: null, storedBytes: 0 });
+    expect(workspace).toMatchObject({
+      ownerId: id,
+      name: 'Lab work',
+      policy: null,
+      headVersionId: null,
+      storedBytes: 0,
+    });
     expect((await problemOf(lee.createWorkspace({ name: 'Lab work' }))).code).toBe('workspace_name_taken');
     const policy = { rules: [{ kind: 'forward', path: '/opt' }] };
     expect((await lee.setPolicy(workspace.id, policy)).policy).toEqual(policy);

@@ -4,7 +4,9 @@ import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/ser
 
 let server: TestServer;
 beforeAll(async () => {
-  server = await startTestServer({ env: { UPC_LOGIN_MAX_FAILURES_PER_USER: '3', UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: '8' } });
+  server = await startTestServer({
+    env: { UPC_LOGIN_MAX_FAILURES_PER_USER: '3', UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: '8' },
+  });
 });
 afterAll(async () => {
   await server.close();
@@ -38,7 +40,9 @@ describe('auth', () => {
     const admin = await server.admin();
     await admin.createUser({ username: 'victim', password: 'victim-password' });
     for (let i = 0; i < 3; i++) {
-      expect((await problemOf(server.anonymous().login('victim', 'wrong-password'))).code).toBe('invalid_credentials');
+      expect((await problemOf(server.anonymous().login('victim', 'wrong-password'))).code).toBe(
+        'invalid_credentials',
+      );
     }
     const limited = await fetch(`${server.url}/api/v1/auth/login`, {
       method: 'POST',

@@ -1,6 +1,6 @@
 import type { UpcClient } from '@upc/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomObject, storedTree, workspaceWithLease } from '../support/fixtures.js';
+import { randomObject, workspaceWithLease } from '../support/fixtures.js';
 import { problemOf } from '../support/problems.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -36,7 +36,10 @@ describe("another user's workspace is invisible", () => {
     ['set its policy', () => bob.setPolicy(a.workspace.id, { rules: [] })],
     ['delete it', () => bob.deleteWorkspace(a.workspace.id)],
     ['ask which objects are missing', () => bob.missingObjects(a.workspace.id, [a.object])],
-    ['upload an object into it', () => bob.uploadObject(a.workspace.id, randomObject().hash, Buffer.alloc(0))],
+    [
+      'upload an object into it',
+      () => bob.uploadObject(a.workspace.id, randomObject().hash, Buffer.alloc(0)),
+    ],
     ['download its object', () => bob.downloadObject(a.workspace.id, a.object)],
     ['list its versions', () => bob.listVersions(a.workspace.id)],
     ['get its version', () => bob.getVersion(a.workspace.id, a.versionId)],

@@ -42,11 +42,19 @@ describe('configuration', () => {
     ['a port that is not a number', { PORT: 'eighty' }, /PORT/],
     ['a port out of range', { PORT: '70000' }, /PORT/],
     ['a database URL of another kind', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL: must be a postgres/],
-    ['a boolean that is not one', { S3_FORCE_PATH_STYLE: 'maybe', S3_BUCKET: 'upc' }, /S3_FORCE_PATH_STYLE: must be true or false/],
+    [
+      'a boolean that is not one',
+      { S3_FORCE_PATH_STYLE: 'maybe', S3_BUCKET: 'upc' },
+      /S3_FORCE_PATH_STYLE: must be true or false/,
+    ],
     ['an endpoint without a bucket', { S3_ENDPOINT: 'http://minio:9000' }, /S3_BUCKET: is required/],
     ['half a key pair', { S3_BUCKET: 'upc', S3_ACCESS_KEY_ID: 'key' }, /S3_SECRET_ACCESS_KEY/],
     ['a short admin password', { UPC_ADMIN_PASSWORD: 'short' }, /UPC_ADMIN_PASSWORD: must be at least 8/],
-    ['a TLS file that does not exist', { TLS_CERT_FILE: '/nope.pem', TLS_KEY_FILE: '/nope.key' }, /TLS_CERT_FILE: file does not exist/],
+    [
+      'a TLS file that does not exist',
+      { TLS_CERT_FILE: '/nope.pem', TLS_KEY_FILE: '/nope.key' },
+      /TLS_CERT_FILE: file does not exist/,
+    ],
     ['a certificate without its key', { TLS_CERT_FILE: '/etc/hostname' }, /TLS_KEY_FILE/],
   ];
   it.each(bad)('stops on %s, naming the variable', (_what, env, message) => {

@@ -114,12 +114,14 @@ describe('two server processes on one database', () => {
     const [one, two] = clients as [UpcClient, UpcClient];
     const workspace = await one.createWorkspace({ name: 'contended' });
     const devices = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => (i % 2 ? one : two).registerDevice({
-        machineId: `contender-${i}`,
-        name: `contender-${i}`,
-        os: 'linux',
-        agentVersion: 'test',
-      })),
+      Array.from({ length: 8 }, (_, i) =>
+        (i % 2 ? one : two).registerDevice({
+          machineId: `contender-${i}`,
+          name: `contender-${i}`,
+          os: 'linux',
+          agentVersion: 'test',
+        }),
+      ),
     );
     const outcomes = await Promise.allSettled(
       devices.map((device, i) => (i % 2 ? two : one).acquireLease(workspace.id, device.id)),

@@ -40,15 +40,22 @@ describe('objects', () => {
   it('stores a verified object once and reports only what is missing', async () => {
     const present = randomObject(1000);
     const absent = randomObject(10);
-    expect(await dave.missingObjects(workspaceId, [present.hash, absent.hash])).toEqual([present.hash, absent.hash]);
+    expect(await dave.missingObjects(workspaceId, [present.hash, absent.hash])).toEqual([
+      present.hash,
+      absent.hash,
+    ]);
     expect(await dave.uploadObject(workspaceId, present.hash, present.bytes)).toEqual({
       hash: present.hash,
       size: 1000,
       created: true,
     });
     expect((await dave.uploadObject(workspaceId, present.hash, present.bytes)).created).toBe(false);
-    expect(await dave.missingObjects(workspaceId, [present.hash, absent.hash, absent.hash])).toEqual([absent.hash]);
-    expect(Buffer.from(await dave.downloadObject(workspaceId, present.hash)).equals(present.bytes)).toBe(true);
+    expect(await dave.missingObjects(workspaceId, [present.hash, absent.hash, absent.hash])).toEqual([
+      absent.hash,
+    ]);
+    expect(Buffer.from(await dave.downloadObject(workspaceId, present.hash)).equals(present.bytes)).toBe(
+      true,
+    );
     expect((await dave.getWorkspace(workspaceId)).storedBytes).toBeGreaterThanOrEqual(1000);
   });
 
@@ -59,7 +66,10 @@ describe('objects', () => {
     expect(problem.status).toBe(422);
     expect(problem.code).toBe('hash_mismatch');
     expect(problem.problem.actual).toBe(sent.hash);
-    expect(await dave.missingObjects(workspaceId, [claimed.hash, sent.hash])).toEqual([claimed.hash, sent.hash]);
+    expect(await dave.missingObjects(workspaceId, [claimed.hash, sent.hash])).toEqual([
+      claimed.hash,
+      sent.hash,
+    ]);
     expect(await store.size(objectKey(workspaceId, claimed.hash))).toBeUndefined();
     expect(await store.size(objectKey(workspaceId, sent.hash))).toBeUndefined();
     expect((await problemOf(dave.downloadObject(workspaceId, claimed.hash))).status).toBe(404);
@@ -87,7 +97,9 @@ describe('objects', () => {
       const res = await get(range);
       expect(res.status, range).toBe(206);
       expect(res.headers.get('content-range'), range).toBe(`bytes ${start}-${end}/1000`);
-      expect(Buffer.from(await res.arrayBuffer()).equals(object.bytes.subarray(start, end + 1)), range).toBe(true);
+      expect(Buffer.from(await res.arrayBuffer()).equals(object.bytes.subarray(start, end + 1)), range).toBe(
+        true,
+      );
     }
     const past = await get('bytes=1000-');
     expect(past.status).toBe(416);
@@ -105,9 +117,16 @@ describe('objects', () => {
       created: true,
     });
     expect(await store.size(packKey(workspaceId, pack.hash))).toBe(pack.bytes.length);
-    expect(await dave.missingObjects(workspaceId, objects.map((o) => o.hash))).toEqual([]);
+    expect(
+      await dave.missingObjects(
+        workspaceId,
+        objects.map((o) => o.hash),
+      ),
+    ).toEqual([]);
     for (const object of objects) {
-      expect(Buffer.from(await dave.downloadObject(workspaceId, object.hash)).equals(object.bytes)).toBe(true);
+      expect(Buffer.from(await dave.downloadObject(workspaceId, object.hash)).equals(object.bytes)).toBe(
+        true,
+      );
       expect(await store.size(objectKey(workspaceId, object.hash))).toBeUndefined();
     }
     const big = objects[2];
@@ -124,7 +143,12 @@ describe('objects', () => {
     const problem = await problemOf(dave.uploadPack(workspaceId, sha256Hex(corrupted), corrupted));
     expect(problem.code).toBe('invalid_pack');
     expect(problem.problem.detail).toContain(objects[1]?.hash);
-    expect(await dave.missingObjects(workspaceId, objects.map((o) => o.hash))).toHaveLength(2);
+    expect(
+      await dave.missingObjects(
+        workspaceId,
+        objects.map((o) => o.hash),
+      ),
+    ).toHaveLength(2);
     expect((await problemOf(dave.uploadPack(workspaceId, objects[0]?.hash ?? '', pack.bytes))).code).toBe(
       'hash_mismatch',
     );

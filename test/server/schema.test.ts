@@ -34,7 +34,13 @@ async function readPrismaSchema(): Promise<{ models: Model[]; enums: Map<string,
   const text = await readFile(new URL('../../prisma/schema.prisma', import.meta.url), 'utf8');
   const enums = new Map<string, string[]>();
   for (const [, name = '', body = ''] of text.matchAll(/^enum (\w+) \{\n([\s\S]*?)\n\}/gm)) {
-    enums.set(name, body.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('//')));
+    enums.set(
+      name,
+      body
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('//')),
+    );
   }
   const modelNames = new Set([...text.matchAll(/^model (\w+) \{/gm)].map((m) => m[1]));
   const models: Model[] = [];
@@ -92,18 +98,27 @@ describe('migrations', () => {
           expect(column, `${key} is missing from the migrated database`).toBeDefined();
           if (!column) continue;
           if (enums.has(field.type)) expect(column.udt_name, key).toBe(field.type);
-          else expect(SCALARS[field.type], `${key}: ${column.data_type} for ${field.type}`).toContain(column.data_type);
+          else
+            expect(SCALARS[field.type], `${key}: ${column.data_type} for ${field.type}`).toContain(
+              column.data_type,
+            );
           expect(column.is_nullable, `${key} nullability`).toBe(field.optional ? 'YES' : 'NO');
         }
       }
-      expect([...actual.keys()].filter((key) => !expected.has(key)), 'columns the schema does not know').toEqual([]);
+      expect(
+        [...actual.keys()].filter((key) => !expected.has(key)),
+        'columns the schema does not know',
+      ).toEqual([]);
       for (const [name, values] of enums) {
         const rows = await client.query<{ v: string }>(
           `SELECT e.enumlabel AS v FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid WHERE t.typname = $1
            ORDER BY e.enumsortorder`,
           [name],
         );
-        expect(rows.rows.map((r) => r.v), `enum ${name}`).toEqual(values);
+        expect(
+          rows.rows.map((r) => r.v),
+          `enum ${name}`,
+        ).toEqual(values);
       }
     } finally {
       await client.end();
@@ -121,21 +136,30 @@ describe('migrations', () => {
 
   it('apply once when several servers start at the same time, and roll back a failing one', async () => {
     const fresh = await createEmptyDatabase();
-    const results = await Promise.all([applyMigrations(fresh), applyMigrations(fresh), applyMigrations(fresh)]);
+    const results = await Promise.all([
+      applyMigrations(fresh),
+      applyMigrations(fresh),
+      applyMigrations(fresh),
+    ]);
     const appliers = results.filter((r) => r.applied.length > 0);
     expect(appliers).toHaveLength(1);
     expect(appliers[0]?.applied).toContain('0001_init');
-    expect(results.filter((r) => r.applied.length === 0).every((r) => r.alreadyApplied.includes('0001_init'))).toBe(
-      true,
-    );
+    expect(
+      results.filter((r) => r.applied.length === 0).every((r) => r.alreadyApplied.includes('0001_init')),
+    ).toBe(true);
     const dir = await mkdtemp(join(tmpdir(), 'upc-migrations-'));
     await cp(MIGRATIONS_DIR, dir, { recursive: true });
     await cp(join(dir, '0001_init'), join(dir, '9999_broken'), { recursive: true });
-    await writeFile(join(dir, '9999_broken', 'migration.sql'), 'CREATE TABLE half_done (id int); SELECT nonsense();');
+    await writeFile(
+      join(dir, '9999_broken', 'migration.sql'),
+      'CREATE TABLE half_done (id int); SELECT nonsense();',
+    );
     await expect(applyMigrations(fresh, dir)).rejects.toThrow(/9999_broken failed/);
     const client = new pg.Client({ connectionString: fresh });
     await client.connect();
-    const tables = await client.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'half_done'`);
+    const tables = await client.query(
+      `SELECT 1 FROM information_schema.tables WHERE table_name = 'half_done'`,
+    );
     await client.end();
     expect(tables.rowCount).toBe(0);
   });

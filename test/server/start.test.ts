@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { loadConfig } from '../../apps/server/src/config.js';
 import { FsObjectStore } from '../../apps/server/src/store/fs-object-store.js';
 import { createTestDatabase } from '../support/database.js';
 import { randomObject } from '../support/fixtures.js';
-import { freePort, SERVER_MAIN, startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { SERVER_MAIN, startServerProcess, type ServerProcess } from '../support/server-process.js';
 
 const running: ServerProcess[] = [];
 afterEach(async () => {
@@ -46,17 +47,22 @@ describe('npm start on embedded defaults', () => {
     expect(second.output()).not.toContain('Created the admin user');
     const again = new UpcClient({ baseUrl: second.url });
     await again.login('admin', password ?? '');
-    expect(Buffer.from(await again.downloadObject(workspace.id, object.hash)).equals(object.bytes)).toBe(true);
+    expect(Buffer.from(await again.downloadObject(workspace.id, object.hash)).equals(object.bytes)).toBe(
+      true,
+    );
     expect(await second.stop('SIGTERM')).toBe(0);
   });
 
   // Only root hands the cluster to another user; as anyone else the folder is theirs.
-  it.runIf(process.getuid?.() === 0)('says which folder blocks the embedded PostgreSQL when running as root', async () => {
-    const parent = await mkdtemp(join(tmpdir(), 'upc-closed-'));
-    await expect(startServerProcess({ UPC_DATA_DIR: join(parent, 'data') })).rejects.toThrow(
-      `cannot enter ${parent}; set UPC_DATA_DIR to a folder outside it, or run: chmod o+x ${parent}`,
-    );
-  });
+  it.runIf(process.getuid?.() === 0)(
+    'says which folder blocks the embedded PostgreSQL when running as root',
+    async () => {
+      const parent = await mkdtemp(join(tmpdir(), 'upc-closed-'));
+      await expect(startServerProcess({ UPC_DATA_DIR: join(parent, 'data') })).rejects.toThrow(
+        `cannot enter ${parent}; set UPC_DATA_DIR to a folder outside it, or run: chmod o+x ${parent}`,
+      );
+    },
+  );
 
   it('refuses to start on bad configuration, naming the variable', () => {
     let failure: { status: number; stderr: string } | undefined;
@@ -77,10 +83,29 @@ describe('npm start on embedded defaults', () => {
     const dir = await mkdtemp(join(tmpdir(), 'upc-tls-'));
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert,
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
     const database = await createTestDatabase();
     const server = await start({
       DATABASE_URL: database,
@@ -90,17 +115,21 @@ describe('npm start on embedded defaults', () => {
       UPC_ADMIN_PASSWORD: 'tls-admin-password',
     });
     expect(server.url).toMatch(/^https:/);
-    const { status, headers, body } = await new Promise<{ status: number; headers: Record<string, unknown>; body: string }>(
-      (resolve, reject) => {
-        const req = request(`${server.url}/api/v1/health`, { ca: execFileSync('cat', [cert]) }, (res) => {
-          let text = '';
-          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    const { status, headers, body } = await new Promise<{
+      status: number;
+      headers: Record<string, unknown>;
+      body: string;
+    }>((resolve, reject) => {
+      const req = request(`${server.url}/api/v1/health`, { ca: readFileSync(cert) }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
         });
-        req.on('error', reject);
-        req.end();
-      },
-    );
+      });
+      req.on('error', reject);
+      req.end();
+    });
     expect(status).toBe(200);
     expect(JSON.parse(body)).toMatchObject({ status: 'ok' });
     expect(headers['strict-transport-security']).toBeDefined();
@@ -126,10 +155,16 @@ describe('health', () => {
 
       await rm(storeRoot, { recursive: true, force: true });
       await writeFile(storeRoot, 'a file where the store wants its folder');
-      expect(await health()).toEqual({ status: 503, body: { status: 'unavailable', db: 'ok', store: 'down' } });
+      expect(await health()).toEqual({
+        status: 503,
+        body: { status: 'unavailable', db: 'ok', store: 'down' },
+      });
 
       await adminQuery(`DROP DATABASE ${database} WITH (FORCE)`);
-      expect(await health()).toEqual({ status: 503, body: { status: 'unavailable', db: 'down', store: 'down' } });
+      expect(await health()).toEqual({
+        status: 503,
+        body: { status: 'unavailable', db: 'down', store: 'down' },
+      });
 
       await adminQuery(`CREATE DATABASE ${database} TEMPLATE upc_template`);
       await rm(storeRoot);

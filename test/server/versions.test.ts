@@ -18,7 +18,11 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
   it('moves HEAD along a linear history', async () => {
     const { device, workspace, lease } = await workspaceWithLease(carol, 'linear');
     const base = { kind: 'sync' as const, deviceId: device.id, fencingToken: lease.fencingToken };
-    const first = await carol.commit(workspace.id, { ...base, parentId: null, rootTree: await storedTree(carol, workspace.id) });
+    const first = await carol.commit(workspace.id, {
+      ...base,
+      parentId: null,
+      rootTree: await storedTree(carol, workspace.id),
+    });
     const second = await carol.commit(workspace.id, {
       ...base,
       parentId: first.id,
@@ -35,10 +39,22 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
   it('refuses a stale parent with 409 head_moved and leaves HEAD alone', async () => {
     const { device, workspace, lease } = await workspaceWithLease(carol, 'stale-parent');
     const base = { kind: 'sync' as const, deviceId: device.id, fencingToken: lease.fencingToken };
-    const first = await carol.commit(workspace.id, { ...base, parentId: null, rootTree: await storedTree(carol, workspace.id) });
-    const second = await carol.commit(workspace.id, { ...base, parentId: first.id, rootTree: await storedTree(carol, workspace.id) });
+    const first = await carol.commit(workspace.id, {
+      ...base,
+      parentId: null,
+      rootTree: await storedTree(carol, workspace.id),
+    });
+    const second = await carol.commit(workspace.id, {
+      ...base,
+      parentId: first.id,
+      rootTree: await storedTree(carol, workspace.id),
+    });
     const problem = await problemOf(
-      carol.commit(workspace.id, { ...base, parentId: first.id, rootTree: await storedTree(carol, workspace.id) }),
+      carol.commit(workspace.id, {
+        ...base,
+        parentId: first.id,
+        rootTree: await storedTree(carol, workspace.id),
+      }),
     );
     expect(problem.status).toBe(409);
     expect(problem.code).toBe('head_moved');
@@ -49,7 +65,12 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
 
   it('refuses a stale fencing token with 409 and writes nothing', async () => {
     const { device, workspace, lease } = await workspaceWithLease(carol, 'stale-token');
-    const other = await carol.registerDevice({ machineId: 'other-pc', name: 'other', os: 'linux', agentVersion: 't' });
+    const other = await carol.registerDevice({
+      machineId: 'other-pc',
+      name: 'other',
+      os: 'linux',
+      agentVersion: 't',
+    });
     const taken = await carol.takeOverLease(workspace.id, other.id);
     expect(taken.fencingToken).toBeGreaterThan(lease.fencingToken);
     const auditBefore = (await (await server.admin()).listAudit({ workspaceId: workspace.id })).length;
@@ -64,7 +85,11 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
     );
     expect(problem.status).toBe(409);
     expect(problem.code).toBe('stale_fencing_token');
-    expect(problem.problem.holder).toMatchObject({ deviceId: other.id, deviceName: 'other', username: 'carol' });
+    expect(problem.problem.holder).toMatchObject({
+      deviceId: other.id,
+      deviceName: 'other',
+      username: 'carol',
+    });
     expect((await carol.getWorkspace(workspace.id)).headVersionId).toBeNull();
     expect(await carol.listVersions(workspace.id)).toEqual([]);
     // only the object upload done above for the tree was audited, no version
@@ -75,7 +100,12 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
 
   it('refuses the current token from a device that does not hold the lease', async () => {
     const { workspace, lease } = await workspaceWithLease(carol, 'wrong-device');
-    const other = await carol.registerDevice({ machineId: 'pc-3', name: 'third', os: 'linux', agentVersion: 't' });
+    const other = await carol.registerDevice({
+      machineId: 'pc-3',
+      name: 'third',
+      os: 'linux',
+      agentVersion: 't',
+    });
     const problem = await problemOf(
       carol.commit(workspace.id, {
         parentId: null,
@@ -116,7 +146,12 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
       parentId: null,
       rootTree: await storedTree(carol, workspace.id),
     });
-    const other = await carol.registerDevice({ machineId: 'pc-4', name: 'fourth', os: 'linux', agentVersion: 't' });
+    const other = await carol.registerDevice({
+      machineId: 'pc-4',
+      name: 'fourth',
+      os: 'linux',
+      agentVersion: 't',
+    });
     await carol.takeOverLease(workspace.id, other.id);
     const conflict = await carol.commit(workspace.id, {
       ...base,
@@ -134,7 +169,13 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
     const res = await fetch(`${server.url}/api/v1/workspaces/${workspace.id}/versions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${carol.token ?? ''}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ parentId: null, rootTree: 'not-a-hash', kind: 'sync', deviceId: workspace.id, fencingToken: 1 }),
+      body: JSON.stringify({
+        parentId: null,
+        rootTree: 'not-a-hash',
+        kind: 'sync',
+        deviceId: workspace.id,
+        fencingToken: 1,
+      }),
     });
     expect(res.status).toBe(400);
     const problem = (await res.json()) as { code: string; detail: string; issues: { field: string }[] };

@@ -16,7 +16,10 @@ export interface ServerProcess {
 }
 
 /** Runs the built server (`npm start`'s program) as its own process and waits until it answers health. */
-export async function startServerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
+export async function startServerProcess(
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<ServerProcess> {
   if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} is missing: run "npm run build" first`);
   const port = env.PORT ?? String(await freePort());
   const child = spawn(process.execPath, [SERVER_MAIN], {
@@ -24,8 +27,8 @@ export async function startServerProcess(env: Record<string, string>, timeoutMs 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = once(child, 'exit');
   const scheme = env.TLS_CERT_FILE ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${port}`;

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import helmet from '@fastify/helmet';
-import { type DynamicModule, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -43,9 +43,11 @@ export async function createServer(config: Config, databaseUrl: string, store: O
   const adapter = new FastifyAdapter({
     bodyLimit: config.maxJsonBytes,
     trustProxy: config.trustProxy,
-    ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
+    ...(config.tls
+      ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }
+      : {}),
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule as unknown as DynamicModule, adapter, {
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, {
     logger: new ServerLogger(config.logLevel),
   });
   const fastify = app.getHttpAdapter().getInstance();

@@ -15,7 +15,10 @@ export interface EmbeddedDatabase {
  * first start and reused after. It listens on loopback only, on a free port chosen at each start,
  * with a password generated once and kept (mode 0600) beside the cluster.
  */
-export async function startEmbeddedPostgres(dir: string, log: (line: string) => void): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dir: string,
+  log: (line: string) => void,
+): Promise<EmbeddedDatabase> {
   await mkdir(dirname(dir), { recursive: true });
   // 0711: the postgres user (when we run as root) must traverse this folder to reach its cluster.
   await mkdir(dir, { recursive: true, mode: 0o711 });
@@ -83,7 +86,9 @@ async function removeStalePidFile(clusterDir: string): Promise<void> {
   if (!existsSync(pidFile)) return;
   const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
   if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
-    throw new Error(`the embedded database in ${clusterDir} is in use by process ${pid}; is another server running?`);
+    throw new Error(
+      `the embedded database in ${clusterDir} is in use by process ${pid}; is another server running?`,
+    );
   }
   await rm(pidFile, { force: true });
 }

@@ -48,10 +48,12 @@ async function main(): Promise<void> {
   if (migrations.applied.length > 0) logger.log(`applied migrations: ${migrations.applied.join(', ')}`);
   const store = await createObjectStore(config.store);
   const server = await createServer(config, database.url, store);
-  stops.push(server.close);
+  stops.push(() => server.close());
   await server.app.listen({ port: config.port, host: config.host });
   const scheme = config.tls ? 'https' : 'http';
-  const where = config.databaseUrl ? 'PostgreSQL at DATABASE_URL' : `embedded PostgreSQL in ${config.dataDir}`;
+  const where = config.databaseUrl
+    ? 'PostgreSQL at DATABASE_URL'
+    : `embedded PostgreSQL in ${config.dataDir}`;
   const storeName = config.store.kind === 's3' ? `S3 bucket ${config.store.bucket}` : config.store.root;
   logger.log(
     `listening on ${scheme}://localhost:${config.port} (${where}; objects in ${storeName}) ` +
@@ -60,6 +62,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`upc-server: could not start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `upc-server: could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exit(1);
 });

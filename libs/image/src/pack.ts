@@ -57,7 +57,10 @@ export function encodePack(objects: readonly Uint8Array[]): EncodedPack {
  */
 export function readPackIndex(pack: Uint8Array, verifyObjects = true): PackEntry[] {
   const buf = Buffer.from(pack.buffer, pack.byteOffset, pack.byteLength);
-  if (buf.length < PACK_MAGIC.length + TRAILER_SIZE || !buf.subarray(0, PACK_MAGIC.length).equals(PACK_MAGIC)) {
+  if (
+    buf.length < PACK_MAGIC.length + TRAILER_SIZE ||
+    !buf.subarray(0, PACK_MAGIC.length).equals(PACK_MAGIC)
+  ) {
     throw new PackFormatError('not a uPC pack (bad magic)');
   }
   if (!buf.subarray(buf.length - PACK_END.length).equals(PACK_END)) {
@@ -65,7 +68,8 @@ export function readPackIndex(pack: Uint8Array, verifyObjects = true): PackEntry
   }
   const count = buf.readUInt32BE(buf.length - TRAILER_SIZE);
   const indexStart = buf.length - TRAILER_SIZE - count * ENTRY_SIZE;
-  if (indexStart < PACK_MAGIC.length) throw new PackFormatError(`pack index of ${count} entries does not fit`);
+  if (indexStart < PACK_MAGIC.length)
+    throw new PackFormatError(`pack index of ${count} entries does not fit`);
   const entries: PackEntry[] = [];
   let expected = PACK_MAGIC.length;
   for (let i = 0; i < count; i++) {
@@ -75,7 +79,8 @@ export function readPackIndex(pack: Uint8Array, verifyObjects = true): PackEntry
       offset: Number(buf.readBigUInt64BE(at + 32)),
       length: buf.readUInt32BE(at + 40),
     };
-    if (entry.offset !== expected) throw new PackFormatError(`entry ${i} starts at ${entry.offset}, expected ${expected}`);
+    if (entry.offset !== expected)
+      throw new PackFormatError(`entry ${i} starts at ${entry.offset}, expected ${expected}`);
     expected += entry.length;
     if (expected > indexStart) throw new PackFormatError(`entry ${i} runs past the data region`);
     if (verifyObjects && sha256Hex(buf.subarray(entry.offset, expected)) !== entry.hash) {

@@ -64,9 +64,14 @@ export class UpcClient {
   deleteWorkspace = (id: string) => this.empty('DELETE', `/workspaces/${id}`);
 
   async missingObjects(workspaceId: string, hashes: string[]): Promise<string[]> {
-    const answer = await this.json('POST', `/workspaces/${workspaceId}/objects/missing`, S.MissingObjectsResponse, {
-      hashes,
-    });
+    const answer = await this.json(
+      'POST',
+      `/workspaces/${workspaceId}/objects/missing`,
+      S.MissingObjectsResponse,
+      {
+        hashes,
+      },
+    );
     return answer.missing;
   }
   uploadObject = (workspaceId: string, hash: string, bytes: Uint8Array) =>
@@ -75,7 +80,11 @@ export class UpcClient {
     this.json('PUT', `/workspaces/${workspaceId}/packs/${hash}`, S.StoredPack, bytes);
 
   /** An object's bytes, or `range` of them (inclusive, as in HTTP). */
-  async downloadObject(workspaceId: string, hash: string, range?: { start: number; end?: number }): Promise<Uint8Array> {
+  async downloadObject(
+    workspaceId: string,
+    hash: string,
+    range?: { start: number; end?: number },
+  ): Promise<Uint8Array> {
     const headers: Record<string, string> = {};
     if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
     const res = await this.send('GET', `/workspaces/${workspaceId}/objects/${hash}`, undefined, headers);
@@ -89,7 +98,8 @@ export class UpcClient {
   commit = (workspaceId: string, body: S.CommitRequest) =>
     this.json('POST', `/workspaces/${workspaceId}/versions`, S.Version, body);
 
-  getLease = (workspaceId: string) => this.json('GET', `/workspaces/${workspaceId}/lease`, S.Lease.nullable());
+  getLease = (workspaceId: string) =>
+    this.json('GET', `/workspaces/${workspaceId}/lease`, S.Lease.nullable());
   acquireLease = (workspaceId: string, deviceId: string, ttlSeconds?: number) =>
     this.json('POST', `/workspaces/${workspaceId}/lease`, S.Lease, { deviceId, ttlSeconds });
   renewLease = (workspaceId: string, deviceId: string, fencingToken: number) =>
@@ -150,12 +160,20 @@ async function toApiError(res: Response): Promise<ApiError> {
     const code: ErrorCode = isErrorCode(parsed.code) ? parsed.code : 'internal';
     problem = { type: '', title: ERRORS[code].title, ...parsed, status: res.status, code };
   } catch {
-    problem = { type: '', title: res.statusText, status: res.status, code: 'internal', detail: text.slice(0, 200) };
+    problem = {
+      type: '',
+      title: res.statusText,
+      status: res.status,
+      code: 'internal',
+      detail: text.slice(0, 200),
+    };
   }
   return new ApiError(res.status, problem.code, problem);
 }
 
 function qs(query: Query): string {
   const entries = Object.entries(query).filter((e): e is [string, string | number] => e[1] !== undefined);
-  return entries.length === 0 ? '' : '?' + new URLSearchParams(entries.map(([k, v]): [string, string] => [k, String(v)])).toString();
+  return entries.length === 0
+    ? ''
+    : '?' + new URLSearchParams(entries.map(([k, v]): [string, string] => [k, String(v)])).toString();
 }

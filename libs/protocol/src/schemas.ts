@@ -25,9 +25,16 @@ export const User = z.object({
   disabled: z.boolean(),
   createdAt: Timestamp,
 });
-export const LoginRequest = z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(256) });
+export const LoginRequest = z.object({
+  username: z.string().min(1).max(64),
+  password: z.string().min(1).max(256),
+});
 export const LoginResponse = z.object({ token: z.string(), expiresAt: Timestamp, user: User });
-export const CreateUserRequest = z.object({ username: Username, password: Password, role: Role.default('user') });
+export const CreateUserRequest = z.object({
+  username: Username,
+  password: Password,
+  role: Role.default('user'),
+});
 export const UpdateUserRequest = z
   .object({ disabled: z.boolean().optional(), role: Role.optional() })
   .refine((v) => v.disabled !== undefined || v.role !== undefined, 'give disabled or role');
@@ -54,7 +61,10 @@ export const RegisterDeviceRequest = z.object({
 export const PolicyDocument = z.record(z.string(), z.unknown());
 export const WorkspaceName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, 'must be 1-64 characters: letters, digits, " ", ".", "_" or "-"');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/,
+    'must be 1-64 characters: letters, digits, " ", ".", "_" or "-"',
+  );
 export const Workspace = z.object({
   id: Id,
   ownerId: Id,
@@ -79,7 +89,11 @@ export const SetQuotaRequest = z.object({ quotaBytes: z.number().int().nonnegati
 export const MAX_HASHES_PER_REQUEST = 10_000;
 export const MissingObjectsRequest = z.object({ hashes: z.array(Hash).max(MAX_HASHES_PER_REQUEST) });
 export const MissingObjectsResponse = z.object({ missing: z.array(Hash) });
-export const StoredObject = z.object({ hash: Hash, size: z.number().int().nonnegative(), created: z.boolean() });
+export const StoredObject = z.object({
+  hash: Hash,
+  size: z.number().int().nonnegative(),
+  created: z.boolean(),
+});
 export const StoredPack = z.object({
   hash: Hash,
   size: z.number().int().nonnegative(),

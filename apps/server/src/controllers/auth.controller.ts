@@ -17,7 +17,10 @@ export class AuthController {
   @Post('login')
   @HttpCode(200)
   @Docs({ body: LoginRequest, response: LoginResponse })
-  login(@Body(new ZodPipe(LoginRequest)) body: z.infer<typeof LoginRequest>, @ClientAddress() address: string) {
+  login(
+    @Body(new ZodPipe(LoginRequest)) body: z.infer<typeof LoginRequest>,
+    @ClientAddress() address: string,
+  ) {
     return this.auth.login(body.username, body.password, address);
   }
 

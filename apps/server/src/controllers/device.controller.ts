@@ -32,7 +32,10 @@ export class DeviceController {
 
   @Get()
   @Docs({ query: DeviceListQuery, response: z.array(Device) })
-  list(@CurrentActor() actor: Actor, @Query(new ZodPipe(DeviceListQuery)) query: z.infer<typeof DeviceListQuery>) {
+  list(
+    @CurrentActor() actor: Actor,
+    @Query(new ZodPipe(DeviceListQuery)) query: z.infer<typeof DeviceListQuery>,
+  ) {
     return this.devices.list(actor, query.ownerId);
   }
 }

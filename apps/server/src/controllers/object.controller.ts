@@ -1,6 +1,13 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Hash, Id, MissingObjectsRequest, MissingObjectsResponse, StoredObject, StoredPack } from '@upc/protocol';
+import {
+  Hash,
+  Id,
+  MissingObjectsRequest,
+  MissingObjectsResponse,
+  StoredObject,
+  StoredPack,
+} from '@upc/protocol';
 import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import type { Actor } from '../actor.js';
@@ -11,7 +18,8 @@ import { ZodPipe } from '../middleware/zod.pipe.js';
 import { ObjectService } from '../services/object.service.js';
 
 const binary = (body: unknown): Buffer => {
-  if (!Buffer.isBuffer(body)) throw new ApiException('unsupported_media_type', 'send the bytes as application/octet-stream');
+  if (!Buffer.isBuffer(body))
+    throw new ApiException('unsupported_media_type', 'send the bytes as application/octet-stream');
   return body;
 };
 

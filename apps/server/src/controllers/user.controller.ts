@@ -19,7 +19,10 @@ export class UserController {
 
   @Post()
   @Docs({ body: CreateUserRequest, response: User })
-  create(@CurrentActor() actor: Actor, @Body(new ZodPipe(CreateUserRequest)) body: z.infer<typeof CreateUserRequest>) {
+  create(
+    @CurrentActor() actor: Actor,
+    @Body(new ZodPipe(CreateUserRequest)) body: z.infer<typeof CreateUserRequest>,
+  ) {
     return this.users.create(actor, body);
   }
 

@@ -32,7 +32,10 @@ export class WorkspaceController {
 
   @Get()
   @Docs({ query: WorkspaceListQuery, response: z.array(Workspace) })
-  list(@CurrentActor() actor: Actor, @Query(new ZodPipe(WorkspaceListQuery)) query: z.infer<typeof WorkspaceListQuery>) {
+  list(
+    @CurrentActor() actor: Actor,
+    @Query(new ZodPipe(WorkspaceListQuery)) query: z.infer<typeof WorkspaceListQuery>,
+  ) {
     return this.workspaces.list(actor, query.ownerId);
   }
 

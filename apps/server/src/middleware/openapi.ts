@@ -5,7 +5,7 @@ import { z } from 'zod';
 type JsonSchema = Record<string, unknown>;
 
 const toOpenApi = (schema: z.ZodType, io: 'input' | 'output'): JsonSchema =>
-  z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' }) as JsonSchema;
+  z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' });
 
 /** Documents a route's JSON body and answer in OpenAPI from the same zod schemas that validate them. */
 export function Docs(options: { body?: z.ZodType; response?: z.ZodType; query?: z.ZodObject }) {
@@ -20,4 +20,7 @@ export function Docs(options: { body?: z.ZodType; response?: z.ZodType; query?: 
 
 /** Documents a raw `application/octet-stream` body. */
 export const BinaryBody = () =>
-  ApiBody({ schema: { type: 'string', format: 'binary' }, description: 'the raw bytes (application/octet-stream)' });
+  ApiBody({
+    schema: { type: 'string', format: 'binary' },
+    description: 'the raw bytes (application/octet-stream)',
+  });

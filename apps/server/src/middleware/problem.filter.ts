@@ -60,7 +60,10 @@ export class ProblemFilter implements ExceptionFilter {
     }
     const status = (error as { statusCode?: unknown } | null)?.statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      return { problem: build(STATUS_CODES[status] ?? 'validation_failed', (error as Error).message), headers: {} };
+      return {
+        problem: build(STATUS_CODES[status] ?? 'validation_failed', (error as Error).message),
+        headers: {},
+      };
     }
     this.logger.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
     return { problem: build('internal'), headers: {} };

@@ -12,7 +12,14 @@ export class DeviceRepository {
   findById = (id: string) => this.db.device.findUnique({ where: { id } });
 
   /** One row per (owner, machine): registering the same PC again updates it. */
-  register(data: { id: string; ownerId: string; machineId: string; name: string; os: string; agentVersion: string }) {
+  register(data: {
+    id: string;
+    ownerId: string;
+    machineId: string;
+    name: string;
+    os: string;
+    agentVersion: string;
+  }) {
     const { id, ownerId, machineId, ...details } = data;
     return this.db.device.upsert({
       where: { ownerId_machineId: { ownerId, machineId } },

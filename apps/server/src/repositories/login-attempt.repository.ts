@@ -11,7 +11,11 @@ export class LoginAttemptRepository {
     await this.db.loginAttempt.create({ data: { username, address } });
   }
 
-  async countSince(since: Date, username: string, address: string): Promise<{ user: number; address: number }> {
+  async countSince(
+    since: Date,
+    username: string,
+    address: string,
+  ): Promise<{ user: number; address: number }> {
     const [user, byAddress] = await Promise.all([
       this.db.loginAttempt.count({ where: { username, at: { gte: since } } }),
       this.db.loginAttempt.count({ where: { address, at: { gte: since } } }),

@@ -34,9 +34,9 @@ export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR)
     await client.query(`CREATE TABLE IF NOT EXISTS upc_migrations (
       name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const recorded = new Map(
-      (await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM upc_migrations')).rows.map(
-        (row) => [row.name, row.checksum],
-      ),
+      (
+        await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM upc_migrations')
+      ).rows.map((row) => [row.name, row.checksum]),
     );
     const result: MigrationResult = { applied: [], alreadyApplied: [] };
     for (const name of names) {
@@ -45,7 +45,9 @@ export async function applyMigrations(databaseUrl: string, dir = MIGRATIONS_DIR)
       const previous = recorded.get(name);
       if (previous !== undefined) {
         if (previous !== checksum) {
-          throw new MigrationError(`migration ${name} changed after it was applied; add a new migration instead`);
+          throw new MigrationError(
+            `migration ${name} changed after it was applied; add a new migration instead`,
+          );
         }
         result.alreadyApplied.push(name);
         continue;

@@ -6,7 +6,13 @@ import type { Database } from './database.js';
 export class TokenRepository {
   constructor(@Inject(DATABASE) private readonly db: Database) {}
 
-  async create(data: { id: string; userId: string; tokenHash: string; expiresAt: Date; address: string }): Promise<void> {
+  async create(data: {
+    id: string;
+    userId: string;
+    tokenHash: string;
+    expiresAt: Date;
+    address: string;
+  }): Promise<void> {
     await this.db.token.create({ data });
   }
 

@@ -19,7 +19,12 @@ export class UserRepository {
     });
   }
 
-  create(data: { id: string; username: string; role: 'user' | 'admin'; passwordHash: string }): Promise<UserRow> {
+  create(data: {
+    id: string;
+    username: string;
+    role: 'user' | 'admin';
+    passwordHash: string;
+  }): Promise<UserRow> {
     return this.db.user.create({ data });
   }
 

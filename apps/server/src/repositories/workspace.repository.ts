@@ -20,7 +20,10 @@ export class WorkspaceRepository {
   findById = (id: string) => this.db.workspace.findUnique({ where: { id } });
 
   list(ownerId?: string): Promise<WorkspaceRow[]> {
-    return this.db.workspace.findMany({ where: { ownerId }, orderBy: [{ name: 'asc' }, { createdAt: 'asc' }] });
+    return this.db.workspace.findMany({
+      where: { ownerId },
+      orderBy: [{ name: 'asc' }, { createdAt: 'asc' }],
+    });
   }
 
   create(data: { id: string; ownerId: string; name: string; policy: Prisma.InputJsonValue | null }) {
@@ -30,7 +33,10 @@ export class WorkspaceRepository {
   setPolicy(id: string, policy: Prisma.InputJsonValue | null) {
     return this.db.workspace.update({
       where: { id },
-      data: { policy: policy ?? (null as unknown as Prisma.NullableJsonNullValueInput), updatedAt: new Date() },
+      data: {
+        policy: policy ?? (null as unknown as Prisma.NullableJsonNullValueInput),
+        updatedAt: new Date(),
+      },
     });
   }
 
@@ -60,11 +66,18 @@ export class WorkspaceRepository {
    */
   withLock<T>(id: string, fn: (tx: Transaction, workspace: LockedWorkspace) => Promise<T>): Promise<T> {
     return this.db.$transaction(async (tx) => {
-      const rows = await tx.$queryRaw<{ id: string; head_version_id: string | null; fencing_token: bigint; now: Date }[]>`
+      const rows = await tx.$queryRaw<
+        { id: string; head_version_id: string | null; fencing_token: bigint; now: Date }[]
+      >`
         SELECT id, head_version_id, fencing_token, now() AS now FROM workspaces WHERE id = ${id}::uuid FOR UPDATE`;
       const row = rows[0];
       if (!row) throw new Error(`workspace ${id} vanished under its lock`);
-      return fn(tx, { id: row.id, headVersionId: row.head_version_id, fencingToken: row.fencing_token, now: row.now });
+      return fn(tx, {
+        id: row.id,
+        headVersionId: row.head_version_id,
+        fencingToken: row.fencing_token,
+        now: row.now,
+      });
     });
   }
 

@@ -12,7 +12,10 @@ export class AuditService {
   constructor(private readonly audit: AuditRepository) {}
 
   record(actor: Actor | null, entry: AuditInput & { address?: string }, tx?: Transaction): Promise<void> {
-    return this.audit.write({ actorId: actor?.id ?? null, address: actor?.address ?? entry.address ?? null, ...entry }, tx);
+    return this.audit.write(
+      { actorId: actor?.id ?? null, address: actor?.address ?? entry.address ?? null, ...entry },
+      tx,
+    );
   }
 
   async list(query: z.output<typeof AuditQuery>): Promise<AuditEvent[]> {

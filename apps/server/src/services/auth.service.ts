@@ -43,7 +43,13 @@ export class AuthService {
     if (user.disabled) throw new ApiException('user_disabled');
     const token = newToken();
     const expiresAt = new Date(Date.now() + this.config.tokenTtlMs);
-    await this.tokens.create({ id: randomUUID(), userId: user.id, tokenHash: hashToken(token), expiresAt, address });
+    await this.tokens.create({
+      id: randomUUID(),
+      userId: user.id,
+      tokenHash: hashToken(token),
+      expiresAt,
+      address,
+    });
     await this.audit.record(null, { action: 'auth.login', targetType: 'user', targetId: user.id, address });
     return { token, expiresAt: expiresAt.toISOString(), user: toUser(user) };
   }

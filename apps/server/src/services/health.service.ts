@@ -18,7 +18,11 @@ export class HealthService {
       probe(() => this.db.$queryRaw`SELECT 1`),
       probe(() => this.store.ping()),
     ]);
-    return { status: db && store ? 'ok' : 'unavailable', db: db ? 'ok' : 'down', store: store ? 'ok' : 'down' };
+    return {
+      status: db && store ? 'ok' : 'unavailable',
+      db: db ? 'ok' : 'down',
+      store: store ? 'ok' : 'down',
+    };
   }
 }
 

@@ -70,7 +70,13 @@ export class LeaseService {
       await this.leases.delete(tx, workspaceId);
       await this.audit.record(
         actor,
-        { action: 'lease.release', targetType: 'lease', targetId: workspaceId, workspaceId, details: { deviceId } },
+        {
+          action: 'lease.release',
+          targetType: 'lease',
+          targetId: workspaceId,
+          workspaceId,
+          details: { deviceId },
+        },
         tx,
       );
     });
@@ -109,7 +115,10 @@ export class LeaseService {
     fencingToken: number,
   ): Promise<LeaseWithHolder> {
     const lease = await this.leases.find(tx, workspace.id);
-    const extra = { currentFencingToken: Number(workspace.fencingToken), holder: lease ? holderOf(lease) : null };
+    const extra = {
+      currentFencingToken: Number(workspace.fencingToken),
+      holder: lease ? holderOf(lease) : null,
+    };
     if (BigInt(fencingToken) !== workspace.fencingToken) {
       throw new ApiException(
         'stale_fencing_token',

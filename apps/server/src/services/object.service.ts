@@ -45,7 +45,10 @@ export class ObjectService {
   async uploadObject(actor: Actor, workspaceId: string, hash: string, body: Buffer): Promise<StoredObject> {
     const workspace = await this.workspaces.requireAccess(actor, workspaceId);
     if (body.length > this.config.maxObjectBytes) {
-      throw new ApiException('payload_too_large', `objects are limited to ${this.config.maxObjectBytes} bytes`);
+      throw new ApiException(
+        'payload_too_large',
+        `objects are limited to ${this.config.maxObjectBytes} bytes`,
+      );
     }
     verifyHash(hash, body);
     if (await this.objects.find(workspaceId, hash)) return { hash, size: body.length, created: false };
@@ -95,7 +98,12 @@ export class ObjectService {
     return { hash, size: body.length, objects: entries.length, created };
   }
 
-  async download(actor: Actor, workspaceId: string, hash: string, rangeHeader?: string): Promise<ObjectDownload> {
+  async download(
+    actor: Actor,
+    workspaceId: string,
+    hash: string,
+    rangeHeader?: string,
+  ): Promise<ObjectDownload> {
     await this.workspaces.requireAccess(actor, workspaceId);
     const location = await this.objects.find(workspaceId, hash);
     if (!location) throw notFound('object');
@@ -127,6 +135,9 @@ export class ObjectService {
 function verifyHash(expected: string, body: Uint8Array): void {
   const actual = sha256Hex(body);
   if (actual !== expected) {
-    throw new ApiException('hash_mismatch', `the body's SHA-256 is ${actual}, not ${expected}`, { actual, expected });
+    throw new ApiException('hash_mismatch', `the body's SHA-256 is ${actual}, not ${expected}`, {
+      actual,
+      expected,
+    });
   }
 }

@@ -32,4 +32,9 @@ export function parseRange(header: string | undefined, size: number): Range | un
 }
 
 const unsatisfiable = (size: number) =>
-  new ApiException('invalid_range', `the object has ${size} bytes`, { size }, { 'content-range': `bytes */${size}` });
+  new ApiException(
+    'invalid_range',
+    `the object has ${size} bytes`,
+    { size },
+    { 'content-range': `bytes */${size}` },
+  );

@@ -51,12 +51,14 @@ export class UserService {
 
   async update(actor: Actor, id: string, request: UpdateUserRequest): Promise<User> {
     const user = await this.require(id);
-    const losesAdmin = user.role === 'admin' && !user.disabled && (request.disabled === true || request.role === 'user');
+    const losesAdmin =
+      user.role === 'admin' && !user.disabled && (request.disabled === true || request.role === 'user');
     if (losesAdmin) await this.keepOneAdmin();
     const row = await this.users.update(id, request);
     if (request.disabled === true) await this.tokens.revokeAllForUser(id);
     await this.audit.record(actor, {
-      action: request.disabled === undefined ? 'user.update' : request.disabled ? 'user.disable' : 'user.enable',
+      action:
+        request.disabled === undefined ? 'user.update' : request.disabled ? 'user.disable' : 'user.enable',
       targetType: 'user',
       targetId: id,
       details: { ...request },

@@ -99,9 +99,13 @@ export class VersionService {
     const present = await this.objects.present(workspaceId, unique);
     const missing = unique.filter((hash) => !present.has(hash));
     if (missing.length > 0) {
-      throw new ApiException('missing_objects', `${missing.length} referenced objects are not stored; upload them first`, {
-        missing: missing.slice(0, MISSING_LISTED),
-      });
+      throw new ApiException(
+        'missing_objects',
+        `${missing.length} referenced objects are not stored; upload them first`,
+        {
+          missing: missing.slice(0, MISSING_LISTED),
+        },
+      );
     }
   }
 }

@@ -41,7 +41,8 @@ export class WorkspaceService {
   ): Promise<Workspace> {
     const ownerId = request.ownerId ?? actor.id;
     if (ownerId !== actor.id) {
-      if (!isAdmin(actor)) throw new ApiException('forbidden', 'only an admin may create a workspace for another user');
+      if (!isAdmin(actor))
+        throw new ApiException('forbidden', 'only an admin may create a workspace for another user');
       if (!(await this.users.findById(ownerId))) throw notFound('owner');
     }
     let row: WorkspaceRow;
