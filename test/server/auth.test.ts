@@ -55,3 +55,26 @@ describe('auth', () => {
     expect(((await limited.json()) as { code: string }).code).toBe('rate_limited');
   });
 });
+
+describe('login rate limit per address', () => {
+  it('refuses an address that keeps failing across many usernames, and forgets a user’s failures on success', async () => {
+    const admin = await server.admin();
+    await admin.createUser({ username: 'patient', password: 'patient-password' });
+    // two failures, then a success: the per-user count starts again
+    for (let i = 0; i < 2; i++) await problemOf(server.anonymous().login('patient', 'wrong-password'));
+    await server.anonymous().login('patient', 'patient-password');
+    await problemOf(server.anonymous().login('patient', 'wrong-password'));
+    await problemOf(server.anonymous().login('patient', 'wrong-password'));
+    await server.anonymous().login('patient', 'patient-password');
+
+    // the address limit is 8 failures in the window, whatever the usernames
+    const codes: string[] = [];
+    for (let i = 0; i < 10; i++)
+      codes.push((await problemOf(server.anonymous().login(`nobody${i}`, 'guess'))).code);
+    expect(codes.filter((c) => c === 'invalid_credentials').length).toBeLessThanOrEqual(8);
+    expect(codes.at(-1)).toBe('rate_limited');
+    const blocked = await problemOf(server.anonymous().login('patient', 'patient-password'));
+    expect(blocked.status).toBe(429);
+    expect(blocked.problem.retryAfterSeconds).toBeGreaterThan(0);
+  });
+});

@@ -31,6 +31,7 @@ export class AuthService {
     const valid = await verifyPassword(user?.passwordHash ?? (await decoyHash()), password);
     if (!user || !valid) {
       await this.attempts.record(name, address);
+      await this.attempts.prune(new Date(Date.now() - this.config.login.windowSeconds * 1000));
       await this.audit.record(null, {
         action: 'auth.login_failed',
         targetType: 'user',
@@ -41,6 +42,7 @@ export class AuthService {
       throw new ApiException('invalid_credentials');
     }
     if (user.disabled) throw new ApiException('user_disabled');
+    await this.attempts.clearForUser(name);
     const token = newToken();
     const expiresAt = new Date(Date.now() + this.config.tokenTtlMs);
     await this.tokens.create({

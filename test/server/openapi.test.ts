@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe('OpenAPI', () => {
+  it('documents every endpoint at /api/docs-json, with the bodies it validates', async () => {
+    const res = await fetch(`${server.url}/api/docs-json`);
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as {
+      paths: Record<
+        string,
+        Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>
+      >;
+    };
+    const routes = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(routes.sort()).toEqual(
+      [
+        'GET /api/v1/health',
+        'POST /api/v1/auth/login',
+        'POST /api/v1/auth/logout',
+        'GET /api/v1/auth/me',
+        'POST /api/v1/users',
+        'GET /api/v1/users',
+        'PATCH /api/v1/users/{id}',
+        'POST /api/v1/users/{id}/password',
+        'DELETE /api/v1/users/{id}',
+        'POST /api/v1/devices',
+        'GET /api/v1/devices',
+        'POST /api/v1/devices/{id}/heartbeat',
+        'POST /api/v1/workspaces',
+        'GET /api/v1/workspaces',
+        'GET /api/v1/workspaces/{id}',
+        'PUT /api/v1/workspaces/{id}/policy',
+        'PUT /api/v1/workspaces/{id}/quota',
+        'DELETE /api/v1/workspaces/{id}',
+        'POST /api/v1/workspaces/{workspaceId}/objects/missing',
+        'PUT /api/v1/workspaces/{workspaceId}/objects/{hash}',
+        'GET /api/v1/workspaces/{workspaceId}/objects/{hash}',
+        'PUT /api/v1/workspaces/{workspaceId}/packs/{hash}',
+        'GET /api/v1/workspaces/{workspaceId}/versions',
+        'GET /api/v1/workspaces/{workspaceId}/versions/{versionId}',
+        'POST /api/v1/workspaces/{workspaceId}/versions',
+        'GET /api/v1/workspaces/{workspaceId}/lease',
+        'POST /api/v1/workspaces/{workspaceId}/lease',
+        'POST /api/v1/workspaces/{workspaceId}/lease/renew',
+        'POST /api/v1/workspaces/{workspaceId}/lease/release',
+        'POST /api/v1/workspaces/{workspaceId}/lease/takeover',
+        'DELETE /api/v1/workspaces/{workspaceId}/lease',
+        'GET /api/v1/audit',
+      ].sort(),
+    );
+    const commit = doc.paths['/api/v1/workspaces/{workspaceId}/versions']?.post?.requestBody;
+    expect(JSON.stringify(commit?.content['application/json']?.schema)).toContain('fencingToken');
+  });
+
+  it('serves the interactive UI at /api/docs with security headers', async () => {
+    const res = await fetch(`${server.url}/api/docs`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/html');
+    expect(await res.text()).toContain('swagger');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+  });
+
+  it('answers an unknown route with a problem document, not a stack', async () => {
+    const res = await fetch(`${server.url}/api/v1/nothing-here`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(((await res.json()) as { code: string }).code).toBe('not_found');
+  });
+});
