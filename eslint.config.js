@@ -1,6 +1,27 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Forbids a layer from importing the packages (and relative paths) above or beside it. */
+function layer(files, names, paths) {
+  return [
+    {
+      files,
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            paths: names.map((name) => ({
+              name,
+              message: 'dependencies point one way (see docs/architecture.md)',
+            })),
+            patterns: [{ group: paths, message: 'dependencies point one way (see docs/architecture.md)' }],
+          },
+        ],
+      },
+    },
+  ];
+}
+
 export default tseslint.config(
   {
     ignores: [
@@ -38,6 +59,23 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-class-instance-assignment': 'off',
     },
   },
+  // Dependencies point one way: apps -> libs/driver, never back; the server never imports the driver.
+  ...layer(
+    ['libs/**/*.ts'],
+    ['@upc/server', '@upc/agent', '@upc/console', '@upc/driver'],
+    ['**/apps/**', '**/driver/**'],
+  ),
+  ...layer(['driver/**/*.ts'], ['@upc/server', '@upc/agent', '@upc/console'], ['**/apps/**']),
+  ...layer(
+    ['apps/server/**/*.ts'],
+    ['@upc/driver', '@upc/agent', '@upc/console'],
+    ['**/driver/**', '**/agent/**'],
+  ),
+  ...layer(
+    ['apps/console/**/*.ts'],
+    ['@upc/server', '@upc/agent', '@upc/driver'],
+    ['**/server/**', '**/agent/**'],
+  ),
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
