@@ -19,7 +19,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { cpus, release, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
@@ -64,7 +64,7 @@ const CLOCK_TICKS = 100;
  *   signal: NodeJS.Signals | null, leftoverProcesses: boolean }} StartStop
  * @typedef {{ name: string, method: string, path: string, requestsPerSecond: number, latencyP50Ms: number,
  *   latencyP99Ms: number, latencyAvgMs: number, requests: number, non2xx: number, errors: number,
- *   timeouts: number, serverCpuPercent: number | null }} LoadResult
+ *   timeouts: number, serverCpuPercent: number | null, clientCpuPercent: number }} LoadResult
  */
 
 /** Servers started and not yet seen to exit, with their process groups. */
@@ -312,7 +312,8 @@ async function prepareWorkspace(baseUrl, adminPassword) {
 }
 
 /**
- * One autocannon run of LOAD.duration seconds, with the CPU the server's own process used meanwhile.
+ * One autocannon run of LOAD.duration seconds, with the CPU used meanwhile by the server process
+ * (not its PostgreSQL) and by this process (autocannon).
  * @param {string} name
  * @param {number} serverPid
  * @param {string} baseUrl
@@ -322,14 +323,16 @@ async function prepareWorkspace(baseUrl, adminPassword) {
 async function load(name, serverPid, baseUrl, target) {
   if (aborted) throw new Error('aborted');
   const { path, ...options } = target;
+  const cpuBefore = await cpuSeconds(serverPid);
+  const ownBefore = process.cpuUsage();
+  const started = performance.now();
   const instance = autocannon({ ...LOAD, ...options, url: baseUrl + path });
   currentLoad = instance;
   try {
-    const cpuBefore = await cpuSeconds(serverPid);
-    const started = performance.now();
     const result = await instance;
-    const cpuAfter = await cpuSeconds(serverPid);
     const elapsedS = (performance.now() - started) / 1000;
+    const own = process.cpuUsage(ownBefore);
+    const cpuAfter = await cpuSeconds(serverPid);
     return {
       name,
       method: target.method,
@@ -346,6 +349,7 @@ async function load(name, serverPid, baseUrl, target) {
         cpuBefore === null || cpuAfter === null
           ? null
           : Math.round(((cpuAfter - cpuBefore) / elapsedS) * 100),
+      clientCpuPercent: Math.round((own.user + own.system) / 1e4 / elapsedS),
     };
   } finally {
     currentLoad = undefined;
@@ -382,6 +386,7 @@ async function rssMiB(pid) {
 }
 
 async function run() {
+  const loadAverageAtStart = round(loadavg()[0] ?? 0);
   const dataDir = await mkdtemp(join(tmpdir(), 'upc-bench-'));
   folders.push(dataDir);
   // As root the embedded PostgreSQL runs as `postgres`, which must traverse into the data folder.
@@ -413,6 +418,7 @@ async function run() {
       cpuModel: cpus()[0]?.model ?? 'unknown',
       os: `${process.platform} ${release()}`,
       node: process.version,
+      loadAverageAtStart,
     },
     setup: 'embedded PostgreSQL + filesystem store, loopback; autocannon in the bench process',
     start: { cold: coldRun, warm: warmRun },
@@ -444,7 +450,8 @@ function print(report) {
   const { machine, start } = report;
   const lines = [
     '',
-    `uPC server benchmark — ${String(machine.cpus)} × ${machine.cpuModel}, ${machine.os}, Node ${machine.node}`,
+    `uPC server benchmark — ${String(machine.cpus)} × ${machine.cpuModel}, ${machine.os}, Node ${machine.node} ` +
+      `(1-min load average at start: ${String(machine.loadAverageAtStart)})`,
     '',
     'Start and stop (embedded PostgreSQL + filesystem store; ready = spawn → first 200 from /health)',
     table([
@@ -463,7 +470,18 @@ function print(report) {
       `${String(LOAD.duration)} s each; server RSS ${String(report.load.serverRssMiBAtReady ?? '?')} MiB ` +
       `at ready, ${String(report.load.serverRssMiBAfterLoad ?? '?')} MiB after)`,
     table([
-      ['endpoint', 'req/s', 'p50 ms', 'p99 ms', 'avg ms', 'requests', 'non-2xx', 'errors', 'server CPU'],
+      [
+        'endpoint',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'avg ms',
+        'requests',
+        'non-2xx',
+        'errors',
+        'server CPU',
+        'client CPU',
+      ],
       ...report.load.results.map((r) => [
         `${r.method} ${r.name}`,
         r.requestsPerSecond,
@@ -474,6 +492,7 @@ function print(report) {
         r.non2xx,
         r.errors + r.timeouts,
         r.serverCpuPercent === null ? '-' : `${String(r.serverCpuPercent)} %`,
+        `${String(r.clientCpuPercent)} %`,
       ]),
     ]),
     '',

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpcClient } from '@upc/protocol';
-import { randomObject, storedTree, workspaceWithLease } from '../support/fixtures.js';
+import { commitTree, randomObject, storedTree, workspaceWithLease } from '../support/fixtures.js';
 import { problemOf } from '../support/problems.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -16,19 +16,10 @@ afterAll(async () => {
 
 describe('commit: compare-and-swap of HEAD with the fencing token', () => {
   it('moves HEAD along a linear history', async () => {
-    const { device, workspace, lease } = await workspaceWithLease(carol, 'linear');
-    const base = { kind: 'sync' as const, deviceId: device.id, fencingToken: lease.fencingToken };
-    const first = await carol.commit(workspace.id, {
-      ...base,
-      parentId: null,
-      rootTree: await storedTree(carol, workspace.id),
-    });
-    const second = await carol.commit(workspace.id, {
-      ...base,
-      parentId: first.id,
-      rootTree: await storedTree(carol, workspace.id),
-      stats: { files: 3, bytes: 300 },
-    });
+    const setup = await workspaceWithLease(carol, 'linear');
+    const { workspace } = setup;
+    const first = await commitTree(carol, setup, null);
+    const second = await commitTree(carol, setup, first.id, { stats: { files: 3, bytes: 300 } });
     expect(second.parentId).toBe(first.id);
     expect(second.stats).toEqual({ files: 3, bytes: 300 });
     expect((await carol.getWorkspace(workspace.id)).headVersionId).toBe(second.id);
@@ -37,25 +28,11 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
   });
 
   it('refuses a stale parent with 409 head_moved and leaves HEAD alone', async () => {
-    const { device, workspace, lease } = await workspaceWithLease(carol, 'stale-parent');
-    const base = { kind: 'sync' as const, deviceId: device.id, fencingToken: lease.fencingToken };
-    const first = await carol.commit(workspace.id, {
-      ...base,
-      parentId: null,
-      rootTree: await storedTree(carol, workspace.id),
-    });
-    const second = await carol.commit(workspace.id, {
-      ...base,
-      parentId: first.id,
-      rootTree: await storedTree(carol, workspace.id),
-    });
-    const problem = await problemOf(
-      carol.commit(workspace.id, {
-        ...base,
-        parentId: first.id,
-        rootTree: await storedTree(carol, workspace.id),
-      }),
-    );
+    const setup = await workspaceWithLease(carol, 'stale-parent');
+    const { workspace } = setup;
+    const first = await commitTree(carol, setup, null);
+    const second = await commitTree(carol, setup, first.id);
+    const problem = await problemOf(commitTree(carol, setup, first.id));
     expect(problem.status).toBe(409);
     expect(problem.code).toBe('head_moved');
     expect(problem.problem.head).toBe(second.id);

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sha256Hex } from '@upc/image';
-import type { UpcClient } from '@upc/protocol';
+import type { CommitRequest, UpcClient } from '@upc/protocol';
 
 export const randomObject = (size = 64): { bytes: Buffer; hash: string } => {
   const bytes = randomBytes(size);
@@ -25,4 +25,23 @@ export async function storedTree(client: UpcClient, workspaceId: string): Promis
   const tree = randomObject(100);
   await client.uploadObject(workspaceId, tree.hash, tree.bytes);
   return tree.hash;
+}
+
+type LeasedWorkspace = Awaited<ReturnType<typeof workspaceWithLease>>;
+
+/** Commits a freshly uploaded tree onto `parentId` with the setup's device and lease. */
+export async function commitTree(
+  client: UpcClient,
+  setup: LeasedWorkspace,
+  parentId: string | null,
+  extra: Partial<CommitRequest> = {},
+) {
+  return client.commit(setup.workspace.id, {
+    kind: 'sync',
+    deviceId: setup.device.id,
+    fencingToken: setup.lease.fencingToken,
+    parentId,
+    rootTree: await storedTree(client, setup.workspace.id),
+    ...extra,
+  });
 }
