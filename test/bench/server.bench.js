@@ -10,7 +10,8 @@
  *    POST /api/v1/workspaces/:id/objects/missing (100 hashes, 50 of them stored).
  *
  * Everything is on loopback, the whole run is bounded by DEADLINE_MS, and every process started
- * here (the server and, in its process group, its PostgreSQL) is stopped even when a step fails.
+ * here is stopped even when a step fails: the server with its process group, and its PostgreSQL
+ * (which runs in a process group of its own) through the cluster's postmaster.pid.
  * Figures go to stdout as a table and to test-results/bench-server.json.
  */
 import { spawn } from 'node:child_process';
@@ -59,6 +60,7 @@ const CLOCK_TICKS = 100;
  *   output: string[],
  *   exit: Exit | undefined,
  *   exited: Promise<Exit>,
+ *   postmaster: number | undefined,
  * }} ServerProcess
  * @typedef {{ readyMs: number, serverReportedMs: number | null, stopMs: number, exitCode: number | null,
  *   signal: NodeJS.Signals | null, leftoverProcesses: boolean }} StartStop
@@ -67,9 +69,9 @@ const CLOCK_TICKS = 100;
  *   timeouts: number, serverCpuPercent: number | null, clientCpuPercent: number }} LoadResult
  */
 
-/** Servers started and not yet seen to exit, with their process groups. */
+/** Servers started and not yet stopped. */
 const running = new Set(/** @type {ServerProcess[]} */ ([]));
-/** Temporary folders to remove at the end. */
+/** Temporary data folders to remove at the end, after stopping any PostgreSQL still running in them. */
 const folders = /** @type {string[]} */ ([]);
 /** The autocannon run in progress, so that an abort can stop it. */
 let currentLoad = /** @type {{ stop(): void } | undefined} */ (undefined);
@@ -153,12 +155,11 @@ function healthStatus(port) {
 }
 
 /**
- * The server's environment: the embedded defaults (no DATABASE_URL, no S3_*), loopback only.
- * @param {string} dataDir
- * @param {number} port
+ * The server's environment (startServer adds UPC_DATA_DIR and PORT): the embedded defaults, with
+ * no DATABASE_URL or S3_*, on loopback only.
  * @param {string} adminPassword
  */
-function serverEnv(dataDir, port, adminPassword) {
+function serverEnv(adminPassword) {
   /** @type {Record<string, string>} */
   const env = {};
   for (const [key, value] of Object.entries(process.env)) {
@@ -167,9 +168,7 @@ function serverEnv(dataDir, port, adminPassword) {
   }
   return {
     ...env,
-    PORT: String(port),
     HOST: '127.0.0.1',
-    UPC_DATA_DIR: dataDir,
     UPC_ADMIN_PASSWORD: adminPassword,
     UPC_LOG_LEVEL: 'log',
     NO_COLOR: '1',
@@ -179,15 +178,16 @@ function serverEnv(dataDir, port, adminPassword) {
 /**
  * Spawns the server in its own process group and waits for its health check to answer 200.
  * @param {Record<string, string>} env
+ * @param {string} dataDir
  * @param {number} port
  * @returns {Promise<{ server: ServerProcess, readyMs: number }>}
  */
-async function startServer(env, port) {
+async function startServer(env, dataDir, port) {
   if (aborted) throw new Error('aborted');
   const started = performance.now();
   const child = spawn(process.execPath, [SERVER_MAIN], {
     cwd: ROOT,
-    env: { ...env, PORT: String(port) },
+    env: { ...env, UPC_DATA_DIR: dataDir, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -205,6 +205,7 @@ async function startServer(env, port) {
         resolve(server.exit);
       });
     }),
+    postmaster: undefined,
   };
   running.add(server);
   /** @param {string} chunk */
@@ -222,14 +223,19 @@ async function startServer(env, port) {
         `the server exited (${describeExit(server.exit)}) before it was ready:\n${tail(server)}`,
       );
     }
-    if ((await healthStatus(port)) === 200) return { server, readyMs: performance.now() - started };
+    if ((await healthStatus(port)) === 200) {
+      const readyMs = performance.now() - started;
+      server.postmaster = await postmasterPid(dataDir);
+      return { server, readyMs };
+    }
     await sleep(POLL_INTERVAL_MS);
   }
   throw new Error(`the server was not healthy within ${START_TIMEOUT_MS} ms:\n${tail(server)}`);
 }
 
 /**
- * Sends SIGINT and times the exit; then checks that nothing is left in the server's process group.
+ * Sends SIGINT and times the exit; then checks that nothing is left of the server's process group
+ * or of its PostgreSQL.
  * @param {ServerProcess} server
  * @param {number} readyMs
  * @returns {Promise<StartStop>}
@@ -241,8 +247,10 @@ async function stopServer(server, readyMs) {
   const stopMs = performance.now() - started;
   if (!exit)
     throw new Error(`the server did not exit within ${STOP_TIMEOUT_MS} ms of SIGINT:\n${tail(server)}`);
-  const leftoverProcesses = groupAlive(server.pid);
-  if (leftoverProcesses) killGroup(server.pid);
+  const postgresLeft = server.postmaster !== undefined && isAlive(server.postmaster);
+  const leftoverProcesses = groupAlive(server.pid) || postgresLeft;
+  killGroup(server.pid);
+  if (server.postmaster !== undefined && postgresLeft) await stopPid(server.postmaster);
   running.delete(server);
   const reported = server.output
     .map((line) => /ready in (\d+) ms/.exec(line))
@@ -255,6 +263,50 @@ async function stopServer(server, readyMs) {
     signal: exit.signal,
     leftoverProcesses,
   };
+}
+
+/**
+ * The pid of the PostgreSQL running a cluster under `dataDir`, from its postmaster.pid.
+ * @param {string} dataDir
+ * @returns {Promise<number | undefined>}
+ */
+async function postmasterPid(dataDir) {
+  try {
+    const pid = Number(
+      (await readFile(join(dataDir, 'postgres', 'cluster', 'postmaster.pid'), 'utf8')).split('\n')[0],
+    );
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** @param {number} pid */
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return /** @type {NodeJS.ErrnoException} */ (error).code === 'EPERM';
+  }
+}
+
+/**
+ * SIGINT (PostgreSQL's fast shutdown), then SIGKILL if it is still there after 5 s.
+ * @param {number} pid
+ */
+async function stopPid(pid) {
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return;
+  }
+  for (let waited = 0; waited < 5000 && isAlive(pid); waited += 50) await sleep(50);
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
 }
 
 /** @param {number} pgid */
@@ -392,12 +444,12 @@ async function run() {
   // As root the embedded PostgreSQL runs as `postgres`, which must traverse into the data folder.
   if (process.getuid?.() === 0) await chmod(dataDir, 0o711);
   const adminPassword = randomBytes(18).toString('base64url');
-  const env = serverEnv(dataDir, 0, adminPassword);
+  const env = serverEnv(adminPassword);
 
-  const cold = await startServer(env, await freePort());
+  const cold = await startServer(env, dataDir, await freePort());
   const coldRun = await stopServer(cold.server, cold.readyMs);
 
-  const warm = await startServer(env, await freePort());
+  const warm = await startServer(env, dataDir, await freePort());
   const baseUrl = `http://127.0.0.1:${String(warm.server.port)}`;
   const serverRssMiBAtReady = await rssMiB(warm.server.pid);
   const { workspaceId, token, hashes } = await prepareWorkspace(baseUrl, adminPassword);
@@ -423,7 +475,28 @@ async function run() {
     setup: 'embedded PostgreSQL + filesystem store, loopback; autocannon in the bench process',
     start: { cold: coldRun, warm: warmRun },
     load: { ...LOAD, serverRssMiBAtReady, serverRssMiBAfterLoad, results: [health, missing] },
+    problems: problems({ cold: coldRun, warm: warmRun }, [health, missing]),
   };
+}
+
+/**
+ * What makes a run's figures meaningless: an unclean stop, or requests that did not get a 2xx.
+ * @param {Record<string, StartStop>} starts
+ * @param {LoadResult[]} loads
+ */
+function problems(starts, loads) {
+  const found = [];
+  for (const [name, start] of Object.entries(starts)) {
+    if (start.exitCode !== 0)
+      found.push(`${name} server exited with ${String(start.exitCode ?? start.signal)}`);
+    if (start.leftoverProcesses) found.push(`${name} server left processes behind`);
+  }
+  for (const load of loads) {
+    const failedRequests = load.non2xx + load.errors + load.timeouts;
+    if (failedRequests > 0)
+      found.push(`${load.name}: ${String(failedRequests)} requests without a 2xx answer`);
+  }
+  return found;
 }
 
 /**
@@ -502,7 +575,10 @@ function print(report) {
   process.stdout.write(lines.join('\n'));
 }
 
-/** Stops whatever is still running (SIGINT, then SIGKILL to the group) and removes temporary folders. */
+/**
+ * Stops whatever is still running (SIGINT, then SIGKILL to the server's group and to a PostgreSQL
+ * left in a data folder) and removes the temporary folders.
+ */
 async function cleanup() {
   currentLoad?.stop();
   for (const server of running) {
@@ -513,7 +589,11 @@ async function cleanup() {
     killGroup(server.pid);
     running.delete(server);
   }
-  for (const folder of folders) await rm(folder, { recursive: true, force: true });
+  for (const folder of folders) {
+    const postmaster = await postmasterPid(folder);
+    if (postmaster !== undefined && isAlive(postmaster)) await stopPid(postmaster);
+    await rm(folder, { recursive: true, force: true });
+  }
 }
 
 async function main() {
@@ -539,6 +619,10 @@ async function main() {
     await mkdir(join(ROOT, 'test-results'), { recursive: true });
     await writeFile(RESULT_FILE, JSON.stringify(report, null, 2) + '\n');
     print(report);
+    if (report.problems.length > 0) {
+      failed = true;
+      process.stderr.write(`bench: these figures are not valid:\n  ${report.problems.join('\n  ')}\n`);
+    }
   } catch (error) {
     failed = true;
     process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
