@@ -232,7 +232,8 @@ const s3Backend: Backend = {
     return {
       async createStore() {
         const options = { ...server, bucket: `store-${++count}`, forcePathStyle: true };
-        await ensureBucket(options);
+        // Servers starting together race to create the bucket: every one of them must succeed.
+        await Promise.all([ensureBucket(options), ensureBucket(options), ensureBucket(options)]);
         await ensureBucket(options); // idempotent
         return open(options.bucket);
       },

@@ -66,8 +66,15 @@ export async function ensureBucket(options: S3StoreOptions): Promise<void> {
     try {
       await client.send(new CreateBucketCommand({ Bucket: options.bucket }));
     } catch (error) {
-      // Lost a race with another creator.
-      if (!(error instanceof S3ServiceException && error.name === 'BucketAlreadyOwnedByYou')) throw error;
+      // Lost a race with another creator (e.g. two servers starting together). Some stores say
+      // BucketAlreadyExists even to the same account, so settle it by asking whether we can use it.
+      const raced =
+        error instanceof S3ServiceException &&
+        (error.name === 'BucketAlreadyOwnedByYou' || error.name === 'BucketAlreadyExists');
+      if (!raced) throw error;
+      await client.send(new HeadBucketCommand({ Bucket: options.bucket })).catch(() => {
+        throw error;
+      });
     }
   } finally {
     client.destroy();
