@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import {
   ensureBucket,
@@ -13,7 +13,6 @@ import {
   S3ObjectStore,
   type ObjectStore,
 } from '../../apps/server/src/store/index.js';
-import { startS3rver } from '../support/s3rver.js';
 
 interface Backend {
   name: string;
@@ -217,11 +216,13 @@ const fsBackend: Backend = {
   },
 };
 
+// The S3 backend runs against the suite's shared S3-API server (s3rver, or the one named by
+// UPC_TEST_S3_ENDPOINT), each store in a bucket of its own.
 const s3Backend: Backend = {
   name: 'S3ObjectStore',
-  async start() {
-    const dir = await mkdtemp(path.join(tmpdir(), 'upc-s3rver-'));
-    const server = await startS3rver(dir);
+  start() {
+    const server = inject('s3');
+    const run = randomBytes(4).toString('hex');
     const stores: S3ObjectStore[] = [];
     const open = (bucket: string): S3ObjectStore => {
       const store = new S3ObjectStore({ ...server, bucket, forcePathStyle: true });
@@ -229,21 +230,20 @@ const s3Backend: Backend = {
       return store;
     };
     let count = 0;
-    return {
+    return Promise.resolve({
       async createStore() {
-        const options = { ...server, bucket: `store-${++count}`, forcePathStyle: true };
+        const options = { ...server, bucket: `store-${run}-${++count}`, forcePathStyle: true };
         // Servers starting together race to create the bucket: every one of them must succeed.
         await Promise.all([ensureBucket(options), ensureBucket(options), ensureBucket(options)]);
         await ensureBucket(options); // idempotent
         return open(options.bucket);
       },
-      createUnusableStore: () => Promise.resolve(open('no-such-bucket')),
-      async stop() {
+      createUnusableStore: () => Promise.resolve(open(`no-such-bucket-${run}`)),
+      stop() {
         for (const store of stores) store.destroy();
-        await server.stop();
-        await rm(dir, { recursive: true, force: true });
+        return Promise.resolve();
       },
-    };
+    });
   },
 };
 

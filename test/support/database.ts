@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 
-const TEMPLATE_DATABASE = 'upc_template';
+export const TEMPLATE_DATABASE = 'upc_template';
 
 /** A fresh database for one test file, cloned from the migrated template: isolated and fast. */
 export function createTestDatabase(): Promise<string> {
@@ -24,5 +24,7 @@ async function createDatabase(template: string): Promise<string> {
   } finally {
     await client.end();
   }
-  return adminUrl.replace(/\/postgres$/, `/${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
 }
