@@ -1,0 +1,286 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import {
+  chmod,
+  lchown,
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  realpath,
+  rename,
+  rm,
+  symlink,
+  utimes,
+} from 'node:fs/promises';
+import { isAbsolute, join, posix } from 'node:path';
+import { limiter } from './limit.js';
+import type { ObjectReader } from './repository.js';
+import {
+  decodeTree,
+  type DirEntry,
+  type Entry,
+  type FileEntry,
+  type Owner,
+  type SymlinkEntry,
+} from './tree.js';
+
+export interface RestoreLimits {
+  /** Largest file. */
+  maxFileBytes: number;
+  /** All files together. */
+  maxTotalBytes: number;
+  /** Files, folders and links together. */
+  maxEntries: number;
+  /** Folder nesting. */
+  maxDepth: number;
+  /** One decoded chunk or tree object. */
+  maxObjectBytes: number;
+}
+
+export const DEFAULT_LIMITS: RestoreLimits = {
+  maxFileBytes: 64 * 1024 ** 3,
+  maxTotalBytes: 1024 ** 4,
+  maxEntries: 10_000_000,
+  maxDepth: 256,
+  maxObjectBytes: 64 * 1024 * 1024,
+};
+
+export interface MaterializeOptions {
+  limits?: Partial<RestoreLimits>;
+  /**
+   * Where this layer is seen in the session (e.g. `/opt`). An absolute symlink target is allowed
+   * only inside it; without a mount point, absolute targets are refused.
+   */
+  mountPoint?: string;
+  /** Apply recorded owners (default: when running as root). */
+  chown?: boolean;
+  sessionUid?: number;
+  sessionGid?: number;
+  /** Files written at once. */
+  concurrency?: number;
+  /** Called before each entry is written; awaited. */
+  onProgress?: (progress: { entries: number; bytes: number; path: string }) => void | Promise<void>;
+  /** Creates an overlayfs whiteout (a 0/0 character device); the Linux driver supplies this. */
+  writeWhiteout?: (absolutePath: string) => Promise<void>;
+  /** Marks a folder overlayfs-opaque; the Linux driver supplies this. */
+  setOpaque?: (absolutePath: string) => Promise<void>;
+}
+
+/** A restore refused because the image is hostile or broken; nothing is written outside the target. */
+export class RestoreError extends Error {
+  override name = 'RestoreError';
+}
+
+export interface MaterializeResult {
+  entries: number;
+  bytes: number;
+}
+
+/**
+ * Writes the tree `rootTree` into `target`, which must be missing or empty. Files are written to a
+ * temporary name and renamed, so each appears whole or not at all. Names, symlink targets and
+ * sizes are checked before anything is written; folders are checked to still be the folders we
+ * made (not swapped for symlinks) before anything is written into them.
+ */
+export async function materialize(
+  reader: ObjectReader,
+  rootTree: string,
+  target: string,
+  options: MaterializeOptions = {},
+): Promise<MaterializeResult> {
+  await mkdir(target, { recursive: true, mode: 0o700 });
+  const real = await realpath(target);
+  if ((await readdir(real)).length > 0) throw new RestoreError(`${target} is not empty`);
+  const run = new Restore(reader, real, options);
+  const root = await run.loadTree(rootTree, '');
+  await run.dir(root.entries, '', 0);
+  await run.finish();
+  return { entries: run.entries, bytes: run.bytes };
+}
+
+class Restore {
+  entries = 0;
+  bytes = 0;
+  private readonly limits: RestoreLimits;
+  private readonly writes: ReturnType<typeof limiter>;
+  private readonly chown: boolean;
+  private readonly pending: Promise<void>[] = [];
+  /** Folders get their final mode and mtime last, once nothing more is written into them. */
+  private readonly folders: { path: string; entry: DirEntry }[] = [];
+
+  constructor(
+    private readonly reader: ObjectReader,
+    private readonly root: string,
+    private readonly options: MaterializeOptions,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.writes = limiter(options.concurrency ?? 8);
+    this.chown = options.chown ?? process.getuid?.() === 0;
+  }
+
+  async loadTree(hash: string, path: string) {
+    const bytes = await this.reader.read(hash, this.limits.maxObjectBytes);
+    try {
+      return decodeTree(bytes, hash);
+    } catch (error) {
+      throw new RestoreError(`${path || '/'}: ${(error as Error).message}`);
+    }
+  }
+
+  async dir(entries: readonly Entry[], path: string, depth: number): Promise<void> {
+    if (depth > this.limits.maxDepth)
+      throw new RestoreError(`${path}: nested deeper than ${this.limits.maxDepth} folders`);
+    for (const entry of entries) {
+      const childPath = path === '' ? entry.name : `${path}/${entry.name}`;
+      this.entries++;
+      if (this.entries > this.limits.maxEntries)
+        throw new RestoreError(`the image has more than ${this.limits.maxEntries} entries`);
+      await this.options.onProgress?.({ entries: this.entries, bytes: this.bytes, path: childPath });
+      switch (entry.type) {
+        case 'dir': {
+          const absolute = await this.inside(path, entry.name);
+          await mkdir(absolute, { mode: 0o700 });
+          if (!(await lstat(absolute)).isDirectory())
+            throw new RestoreError(`${childPath}: is not the folder just made`);
+          if (entry.opaque) await this.special('setOpaque', absolute, childPath);
+          this.folders.push({ path: childPath, entry });
+          await this.dir((await this.loadTree(entry.tree, childPath)).entries, childPath, depth + 1);
+          break;
+        }
+        case 'file':
+          this.checkSize(entry, childPath);
+          this.pending.push(this.writes(() => this.file(entry, path, childPath)));
+          break;
+        case 'symlink':
+          await this.symlink(entry, path, childPath);
+          break;
+        case 'whiteout':
+          await this.special('writeWhiteout', await this.inside(path, entry.name), childPath);
+          await this.attributes(await this.inside(path, entry.name), entry, true);
+          break;
+      }
+    }
+  }
+
+  async finish(): Promise<void> {
+    await Promise.all(this.pending);
+    for (const { path, entry } of this.folders.reverse()) {
+      const absolute = await this.inside(posix.dirname(path) === '.' ? '' : posix.dirname(path), entry.name);
+      await this.attributes(absolute, entry, false);
+    }
+  }
+
+  private checkSize(entry: FileEntry, path: string): void {
+    if (entry.size > this.limits.maxFileBytes) {
+      throw new RestoreError(
+        `${path}: ${entry.size} bytes is over the limit of ${this.limits.maxFileBytes} for a file`,
+      );
+    }
+    this.bytes += entry.size;
+    if (this.bytes > this.limits.maxTotalBytes) {
+      throw new RestoreError(`the image holds more than ${this.limits.maxTotalBytes} bytes`);
+    }
+  }
+
+  private async file(entry: FileEntry, parent: string, path: string): Promise<void> {
+    const folder = await this.inside(parent);
+    const temporary = join(folder, `.upc-restore-${randomBytes(6).toString('hex')}`);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    const handle = await open(temporary, flags, 0o600);
+    let written = 0;
+    try {
+      for (const chunk of entry.chunks) {
+        const bytes = await this.reader.read(chunk, this.limits.maxObjectBytes);
+        written += bytes.length;
+        if (written > entry.size)
+          throw new RestoreError(`${path}: its chunks hold more than its ${entry.size} bytes`);
+        await handle.write(bytes);
+      }
+      if (written !== entry.size)
+        throw new RestoreError(`${path}: its chunks hold ${written} bytes, not ${entry.size}`);
+      await handle.chmod(entry.mode);
+      if (this.chown) await handle.chown(this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
+      const mtime = secondsOf(entry.mtime);
+      await handle.utimes(mtime, mtime);
+    } catch (error) {
+      await handle.close();
+      await rm(temporary, { force: true });
+      throw error;
+    }
+    await handle.close();
+    // The folder must still be the one we made: a swap for a symlink would send the rename elsewhere.
+    const destination = await this.inside(parent, entry.name);
+    await rename(temporary, destination);
+  }
+
+  private async symlink(entry: SymlinkEntry, parent: string, path: string): Promise<void> {
+    const { target } = entry;
+    if (isAbsolute(target)) {
+      const mount = this.options.mountPoint;
+      const normal = posix.normalize(target);
+      if (!mount || !(normal === mount || normal.startsWith(mount.endsWith('/') ? mount : `${mount}/`))) {
+        throw new RestoreError(`${path}: symlink to ${target} points outside ${mount ?? 'the image'}`);
+      }
+    } else if (posix.normalize(posix.join(parent, target)).split('/')[0] === '..') {
+      throw new RestoreError(`${path}: symlink to ${target} points outside the image`);
+    }
+    const absolute = await this.inside(parent, entry.name);
+    await symlink(target, absolute);
+    await this.attributes(absolute, entry, true);
+  }
+
+  private async special(hook: 'writeWhiteout' | 'setOpaque', absolute: string, path: string): Promise<void> {
+    const apply = this.options[hook];
+    if (!apply)
+      throw new RestoreError(
+        `${path}: an overlay ${hook === 'setOpaque' ? 'opaque folder' : 'whiteout'} needs the driver to restore`,
+      );
+    await apply(absolute);
+  }
+
+  private async attributes(absolute: string, entry: Entry, isLink: boolean): Promise<void> {
+    const mtime = secondsOf(entry.mtime);
+    if (this.chown) await lchown(absolute, this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
+    if (isLink) {
+      await lutimes(absolute, mtime, mtime);
+      return;
+    }
+    if (!(await lstat(absolute)).isDirectory()) throw new RestoreError(`${absolute} is no longer a folder`);
+    await chmod(absolute, entry.mode);
+    await utimes(absolute, mtime, mtime);
+  }
+
+  /**
+   * The absolute path of `name` inside the folder `parent` (relative to the target), after checking
+   * that `parent` still resolves to itself inside the target: no component was swapped for a symlink.
+   */
+  private async inside(parent: string, name?: string): Promise<string> {
+    const expected = parent === '' ? this.root : join(this.root, parent);
+    const actual = await realpath(expected).catch(() => undefined);
+    if (actual !== expected) {
+      throw new RestoreError(
+        `${parent}: the folder was replaced while restoring (it resolves to ${actual ?? 'nothing'})`,
+      );
+    }
+    return name === undefined ? expected : join(expected, name);
+  }
+
+  private id(owner: Owner, kind: 'uid' | 'gid'): number {
+    if (owner === 'root') return 0;
+    if (owner === 'user') {
+      return (
+        (kind === 'uid' ? this.options.sessionUid : this.options.sessionGid) ??
+        (kind === 'uid' ? process.getuid?.() : process.getgid?.()) ??
+        0
+      );
+    }
+    return owner;
+  }
+}
+
+/** Seconds for utimes: half a microsecond over, because libuv truncates the fraction it is given. */
+function secondsOf(microseconds: number): number {
+  return (microseconds + 0.5) / 1e6;
+}

@@ -1,0 +1,146 @@
+import { compress, decompress } from '@mongodb-js/zstd';
+import { sha256Hex } from './hash.js';
+
+/**
+ * How an object's bytes are stored: one format byte, then the payload. The object's id is always
+ * the SHA-256 of its plaintext, so the same content has one id however it was stored.
+ */
+export const Encoding = { Raw: 0, Zstd: 1 } as const;
+
+/** Objects, after decoding, are never larger than this (a chunk's max, or a big tree). */
+export const MAX_OBJECT_SIZE = 64 * 1024 * 1024;
+const ZSTD_LEVEL = 3;
+/** Compression is kept only when it saves at least this share of the bytes. */
+const MIN_SAVING = 0.1;
+/** A sample of this many bytes decides whether compressing the rest is worth trying. */
+const PROBE_BYTES = 64 * 1024;
+
+export class ObjectFormatError extends Error {
+  override name = 'ObjectFormatError';
+  constructor(
+    message: string,
+    readonly hash?: string,
+  ) {
+    super(hash ? `object ${hash}: ${message}` : message);
+  }
+}
+
+export interface EncodedObject {
+  hash: string;
+  /** Plaintext length. */
+  size: number;
+  bytes: Buffer;
+}
+
+/**
+ * Encodes plaintext for storage, compressing with zstd only where it pays: a probe of the first
+ * 64 KiB must shrink by 10 %, and so must the whole. Already-compressed data is stored raw without
+ * paying for a full compression attempt.
+ */
+export async function encodeObject(
+  plaintext: Uint8Array,
+  hash = sha256Hex(plaintext),
+): Promise<EncodedObject> {
+  const input = Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+  if (input.length >= 64 && (await worthCompressing(input))) {
+    const packed = declareContentSize(await compress(input, ZSTD_LEVEL), input.length);
+    if (packed.length <= input.length * (1 - MIN_SAVING)) {
+      return { hash, size: input.length, bytes: Buffer.concat([Buffer.of(Encoding.Zstd), packed]) };
+    }
+  }
+  return { hash, size: input.length, bytes: Buffer.concat([Buffer.of(Encoding.Raw), input]) };
+}
+
+async function worthCompressing(input: Buffer): Promise<boolean> {
+  if (input.length <= PROBE_BYTES * 2) return true;
+  const probe = input.subarray(0, PROBE_BYTES);
+  return (await compress(probe, 1)).length <= probe.length * (1 - MIN_SAVING);
+}
+
+/**
+ * Decodes stored bytes back to plaintext and checks them against `hash`. A zstd frame must declare
+ * its size, and that size must be within `maxSize`, before anything is decompressed: a
+ * decompression bomb is refused without being expanded.
+ */
+export async function decodeObject(
+  hash: string,
+  stored: Uint8Array,
+  maxSize = MAX_OBJECT_SIZE,
+): Promise<Buffer> {
+  if (stored.length === 0) throw new ObjectFormatError('is empty (no format byte)', hash);
+  const payload = Buffer.from(stored.buffer, stored.byteOffset + 1, stored.byteLength - 1);
+  let plaintext: Buffer;
+  switch (stored[0]) {
+    case Encoding.Raw:
+      if (payload.length > maxSize) throw new ObjectFormatError(`is larger than ${maxSize} bytes`, hash);
+      plaintext = payload;
+      break;
+    case Encoding.Zstd: {
+      const declared = zstdContentSize(payload);
+      if (declared === undefined) throw new ObjectFormatError('zstd frame does not declare its size', hash);
+      if (declared > maxSize) {
+        throw new ObjectFormatError(`would expand to ${declared} bytes, over the limit of ${maxSize}`, hash);
+      }
+      try {
+        plaintext = await decompress(payload);
+      } catch (error) {
+        throw new ObjectFormatError(`zstd data is corrupt (${(error as Error).message})`, hash);
+      }
+      if (plaintext.length !== declared) throw new ObjectFormatError('zstd frame lied about its size', hash);
+      break;
+    }
+    default:
+      throw new ObjectFormatError(`has unknown format byte ${String(stored[0])}`, hash);
+  }
+  const actual = sha256Hex(plaintext);
+  if (actual !== hash) throw new ObjectFormatError(`content does not match its hash (it is ${actual})`, hash);
+  return plaintext;
+}
+
+/**
+ * The zstd binding streams its output and so leaves Frame_Content_Size out of the frame header. We
+ * add it (8 bytes, RFC 8878 §3.1.1.1.1): a reader can then refuse a frame that would expand past
+ * its limit before decompressing anything, and the decoder itself refuses output beyond it.
+ */
+function declareContentSize(frame: Buffer, size: number): Buffer {
+  const descriptor = frame[4] ?? 0;
+  if (descriptor >> 6 !== 0 || ((descriptor >> 5) & 1) === 1) return frame; // already declared
+  const headerEnd = 6 + ([0, 1, 2, 4][descriptor & 3] ?? 0);
+  const field = Buffer.alloc(8);
+  field.writeBigUInt64LE(BigInt(size));
+  return Buffer.concat([
+    frame.subarray(0, 4),
+    Buffer.of(descriptor | (3 << 6)),
+    frame.subarray(5, headerEnd),
+    field,
+    frame.subarray(headerEnd),
+  ]);
+}
+
+/**
+ * The Frame_Content_Size of a single zstd frame (RFC 8878 §3.1.1.1), or undefined when the frame
+ * does not carry one. Only a lone frame is accepted: skippable or concatenated frames are not ours.
+ */
+export function zstdContentSize(frame: Uint8Array): number | undefined {
+  const b = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  if (b.length < 6 || b.readUInt32LE(0) !== 0xfd2fb528) return undefined;
+  const descriptor = b[4] ?? 0;
+  const fcsFlag = descriptor >> 6;
+  const singleSegment = (descriptor >> 5) & 1;
+  const dictIdBytes = [0, 1, 2, 4][descriptor & 3] ?? 0;
+  const at = 5 + (singleSegment ? 0 : 1) + dictIdBytes;
+  const fieldSize = fcsFlag === 0 ? singleSegment : ([1, 2, 4, 8][fcsFlag] ?? 0);
+  if (fieldSize === 0 || b.length < at + fieldSize) return undefined;
+  switch (fieldSize) {
+    case 1:
+      return b[at];
+    case 2:
+      return b.readUInt16LE(at) + 256;
+    case 4:
+      return b.readUInt32LE(at);
+    default: {
+      const value = b.readBigUInt64LE(at);
+      return value > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(value);
+    }
+  }
+}

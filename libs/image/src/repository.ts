@@ -1,0 +1,195 @@
+import { randomBytes } from 'node:crypto';
+import { open, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256Hex } from './hash.js';
+import { decodeObject, encodeObject, MAX_OBJECT_SIZE } from './object.js';
+import {
+  encodePack,
+  PACK_ENTRY_SIZE,
+  PACK_TRAILER_SIZE,
+  type PackObject,
+  parsePackIndex,
+  readPackTrailer,
+} from './pack.js';
+
+/** Reads objects by id; what comes back is plaintext checked against the id. */
+export interface ObjectReader {
+  read(hash: string, maxSize?: number): Promise<Buffer>;
+}
+
+/** Stores objects. `write` may buffer; `flush` makes everything written so far durable. */
+export interface ObjectWriter {
+  has(hash: string): boolean;
+  write(plaintext: Uint8Array, hash?: string): Promise<string>;
+  flush(): Promise<void>;
+}
+
+export type Repository = ObjectReader & ObjectWriter;
+
+export class ObjectMissingError extends Error {
+  override name = 'ObjectMissingError';
+  constructor(readonly hash: string) {
+    super(`object ${hash} is not in the repository`);
+  }
+}
+
+interface Location {
+  file: string;
+  offset: number;
+  length: number;
+}
+
+/** Objects whose stored form is at least this big are kept in files of their own, not packs. */
+export const STANDALONE_THRESHOLD = 512 * 1024;
+/** A pack is written once its pending objects reach this size. */
+export const PACK_TARGET = 16 * 1024 * 1024;
+
+/**
+ * A repository in a local folder: `packs/xx/<pack id>` for small objects, `data/xx/<object id>` for
+ * big ones, each written to a temporary file, fsynced and renamed into place. The index of what
+ * is where is rebuilt at open from the pack trailers and the data folder.
+ */
+export class LocalRepository implements Repository {
+  private readonly index = new Map<string, Location>();
+  private pending: PackObject[] = [];
+  private pendingIds = new Set<string>();
+  private pendingBytes = 0;
+  /** Stored bytes written by this instance (packs and standalone objects). */
+  bytesWritten = 0;
+
+  private constructor(readonly dir: string) {}
+
+  static async open(dir: string): Promise<LocalRepository> {
+    const repository = new LocalRepository(dir);
+    await mkdir(join(dir, 'packs'), { recursive: true });
+    await mkdir(join(dir, 'data'), { recursive: true });
+    await repository.loadIndex();
+    return repository;
+  }
+
+  get size(): number {
+    return this.index.size + this.pending.length;
+  }
+
+  has(hash: string): boolean {
+    return this.index.has(hash) || this.pendingIds.has(hash);
+  }
+
+  async write(plaintext: Uint8Array, hash = sha256Hex(plaintext)): Promise<string> {
+    if (this.has(hash)) return hash;
+    const encoded = await encodeObject(plaintext, hash);
+    if (this.has(hash)) return hash; // written meanwhile by a concurrent caller
+    if (encoded.bytes.length >= STANDALONE_THRESHOLD) {
+      const file = join('data', hash.slice(0, 2), hash);
+      this.pendingIds.add(hash);
+      try {
+        await this.writeFile(file, encoded.bytes);
+      } finally {
+        this.pendingIds.delete(hash);
+      }
+      this.index.set(hash, { file, offset: 0, length: encoded.bytes.length });
+      return hash;
+    }
+    this.pending.push({ hash, bytes: encoded.bytes });
+    this.pendingIds.add(hash);
+    this.pendingBytes += encoded.bytes.length;
+    if (this.pendingBytes >= PACK_TARGET) await this.writePack();
+    return hash;
+  }
+
+  async flush(): Promise<void> {
+    if (this.pending.length > 0) await this.writePack();
+  }
+
+  async read(hash: string, maxSize = MAX_OBJECT_SIZE): Promise<Buffer> {
+    const waiting = this.pending.find((object) => object.hash === hash);
+    if (waiting) return decodeObject(hash, waiting.bytes, maxSize);
+    return decodeObject(hash, await this.readStored(hash), maxSize);
+  }
+
+  /** The stored (encoded) bytes of an object, as they sit in its pack or file. */
+  async readStored(hash: string): Promise<Buffer> {
+    const location = this.index.get(hash);
+    if (!location) throw new ObjectMissingError(hash);
+    const handle = await open(join(this.dir, location.file), 'r');
+    try {
+      const buffer = Buffer.alloc(location.length);
+      const { bytesRead } = await handle.read(buffer, 0, location.length, location.offset);
+      if (bytesRead !== location.length) throw new Error(`object ${hash} is truncated in ${location.file}`);
+      return buffer;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Every object id in the repository. */
+  ids(): IterableIterator<string> {
+    return this.index.keys();
+  }
+
+  private async writePack(): Promise<void> {
+    const objects = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const pack = encodePack(objects);
+    const file = join('packs', pack.hash.slice(0, 2), pack.hash);
+    await this.writeFile(file, pack.bytes);
+    for (const entry of pack.entries) {
+      this.index.set(entry.hash, { file, offset: entry.offset, length: entry.length });
+      this.pendingIds.delete(entry.hash);
+    }
+  }
+
+  private async writeFile(file: string, bytes: Uint8Array): Promise<void> {
+    const path = join(this.dir, file);
+    await mkdir(join(path, '..'), { recursive: true });
+    const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    const handle = await open(temporary, 'wx', 0o644);
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+    this.bytesWritten += bytes.length;
+  }
+
+  private async loadIndex(): Promise<void> {
+    for (const file of await listFiles(this.dir, 'packs')) {
+      const handle = await open(join(this.dir, file), 'r');
+      try {
+        const { size } = await handle.stat();
+        const trailer = Buffer.alloc(PACK_TRAILER_SIZE);
+        await handle.read(trailer, 0, PACK_TRAILER_SIZE, Math.max(0, size - PACK_TRAILER_SIZE));
+        const count = readPackTrailer(trailer, size);
+        const index = Buffer.alloc(count * PACK_ENTRY_SIZE);
+        await handle.read(index, 0, index.length, size - PACK_TRAILER_SIZE - index.length);
+        for (const entry of parsePackIndex(index, count, size)) {
+          this.index.set(entry.hash, { file, offset: entry.offset, length: entry.length });
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    for (const file of await listFiles(this.dir, 'data')) {
+      const hash = file.slice(file.lastIndexOf('/') + 1);
+      this.index.set(hash, { file, offset: 0, length: (await stat(join(this.dir, file))).size });
+    }
+  }
+}
+
+/** Files two levels down (`<top>/xx/<id>`), leaving out temporary files of interrupted writes. */
+async function listFiles(dir: string, top: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const prefix of await readdir(join(dir, top))) {
+    for (const name of await readdir(join(dir, top, prefix))) {
+      if (name.endsWith('.tmp')) {
+        await rm(join(dir, top, prefix, name), { force: true });
+        continue;
+      }
+      if (/^[0-9a-f]{64}$/.test(name)) files.push(join(top, prefix, name));
+    }
+  }
+  return files;
+}
