@@ -91,7 +91,7 @@ describe("another user's workspace is invisible", () => {
   it('an admin sees and reads every workspace', async () => {
     const admin = await server.admin();
     expect((await admin.listWorkspaces()).map((w) => w.id)).toContain(a.workspace.id);
-    expect(Buffer.from(await admin.downloadObject(a.workspace.id, a.object)).length).toBe(64);
+    expect(Buffer.from(await admin.downloadObject(a.workspace.id, a.object)).length).toBe(65);
     expect(await admin.listVersions(a.workspace.id)).toHaveLength(1);
   });
 });

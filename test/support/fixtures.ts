@@ -2,9 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { sha256Hex } from '@upc/image';
 import type { CommitRequest, UpcClient } from '@upc/protocol';
 
-export const randomObject = (size = 64): { bytes: Buffer; hash: string } => {
-  const bytes = randomBytes(size);
-  return { bytes, hash: sha256Hex(bytes) };
+/**
+ * A random object of `size` plaintext bytes: its id, and its stored form (format byte 0, raw), which
+ * is what the API uploads and serves.
+ */
+export const randomObject = (size = 64): { plain: Buffer; bytes: Buffer; hash: string } => {
+  const plain = randomBytes(size);
+  return { plain, bytes: Buffer.concat([Buffer.of(0), plain]), hash: sha256Hex(plain) };
 };
 
 /** A registered device and a workspace of the client's user, with the device holding the lease. */

@@ -37,7 +37,8 @@ function masks(avgSize: number): Masks {
 
 export function validateChunkerParams(params: ChunkerParams): void {
   const { minSize, avgSize, maxSize } = params;
-  if (params.algorithm !== 'fastcdc-gear32') throw new Error(`unknown chunker ${String(params.algorithm)}`);
+  if ((params.algorithm as string) !== 'fastcdc-gear32')
+    throw new Error(`unknown chunker ${params.algorithm as string}`);
   if (!(minSize >= 64 && minSize < avgSize && avgSize < maxSize && maxSize <= 64 * 1024 * 1024)) {
     throw new Error(
       `chunker sizes must satisfy 64 <= min < avg < max <= 64 MiB (got ${minSize}/${avgSize}/${maxSize})`,
@@ -57,6 +58,8 @@ export function nextCut(data: Uint8Array, params: ChunkerParams, m: Masks, final
   let hash = 0;
   let i = params.minSize;
   const { small, large } = m;
+  // The hot loop: indexes are in range by construction, so skip the undefined checks.
+  /* eslint-disable @typescript-eslint/no-non-null-assertion */
   for (; i < normal; i++) {
     hash = ((hash << 1) + GEAR[data[i]!]!) >>> 0;
     if ((hash & small) === 0) return i + 1;
@@ -65,6 +68,7 @@ export function nextCut(data: Uint8Array, params: ChunkerParams, m: Masks, final
     hash = ((hash << 1) + GEAR[data[i]!]!) >>> 0;
     if ((hash & large) === 0) return i + 1;
   }
+  /* eslint-enable @typescript-eslint/no-non-null-assertion */
   if (end === params.maxSize) return end;
   return final ? length : 0;
 }

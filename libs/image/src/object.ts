@@ -20,6 +20,8 @@ export class ObjectFormatError extends Error {
   constructor(
     message: string,
     readonly hash?: string,
+    /** `mismatch`: well-formed, but the plaintext is not what the id says. */
+    readonly kind: 'malformed' | 'too_large' | 'mismatch' = 'malformed',
   ) {
     super(hash ? `object ${hash}: ${message}` : message);
   }
@@ -72,14 +74,19 @@ export async function decodeObject(
   let plaintext: Buffer;
   switch (stored[0]) {
     case Encoding.Raw:
-      if (payload.length > maxSize) throw new ObjectFormatError(`is larger than ${maxSize} bytes`, hash);
+      if (payload.length > maxSize)
+        throw new ObjectFormatError(`is larger than ${maxSize} bytes`, hash, 'too_large');
       plaintext = payload;
       break;
     case Encoding.Zstd: {
       const declared = zstdContentSize(payload);
       if (declared === undefined) throw new ObjectFormatError('zstd frame does not declare its size', hash);
       if (declared > maxSize) {
-        throw new ObjectFormatError(`would expand to ${declared} bytes, over the limit of ${maxSize}`, hash);
+        throw new ObjectFormatError(
+          `would expand to ${declared} bytes, over the limit of ${maxSize}`,
+          hash,
+          'too_large',
+        );
       }
       try {
         plaintext = await decompress(payload);
@@ -93,7 +100,8 @@ export async function decodeObject(
       throw new ObjectFormatError(`has unknown format byte ${String(stored[0])}`, hash);
   }
   const actual = sha256Hex(plaintext);
-  if (actual !== hash) throw new ObjectFormatError(`content does not match its hash (it is ${actual})`, hash);
+  if (actual !== hash)
+    throw new ObjectFormatError(`content does not match its hash (it is ${actual})`, hash, 'mismatch');
   return plaintext;
 }
 

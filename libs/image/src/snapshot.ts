@@ -134,7 +134,7 @@ export async function snapshot(
   const cache = options.cache;
   const sameChunker =
     cache?.chunker !== undefined && JSON.stringify(cache.chunker) === JSON.stringify(chunker);
-  const previous = sameChunker ? cache?.root : undefined;
+  const previous = sameChunker ? cache.root : undefined;
   let dirty: Set<string> | undefined;
   if (options.changed && previous) {
     dirty = new Set(['']);

@@ -72,10 +72,10 @@ export function encodeTree(tree: Tree): Buffer {
         return `{${base}}`;
     }
   });
-  for (let i = 1; i < entries.length; i++) {
-    if (entries[i - 1]!.name === entries[i]!.name)
-      throw new TreeFormatError(`duplicate name "${entries[i]!.name}"`);
-  }
+  entries.reduce<Entry | undefined>((previous, entry) => {
+    if (previous?.name === entry.name) throw new TreeFormatError(`duplicate name "${entry.name}"`);
+    return entry;
+  }, undefined);
   return Buffer.from(`{"v":1,"entries":[${parts.join(',')}]}`, 'utf8');
 }
 
@@ -107,11 +107,12 @@ export function decodeTree(bytes: Uint8Array, hash?: string): Tree {
     validateEntry(entry, where);
     return entry;
   });
-  for (let i = 1; i < entries.length; i++) {
-    if (compareNames(entries[i - 1]!.name, entries[i]!.name) >= 0) {
-      throw new TreeFormatError(`${where} is not sorted, or repeats the name "${entries[i]!.name}"`);
+  entries.reduce<Entry | undefined>((previous, entry) => {
+    if (previous && compareNames(previous.name, entry.name) >= 0) {
+      throw new TreeFormatError(`${where} is not sorted, or repeats the name "${entry.name}"`);
     }
-  }
+    return entry;
+  }, undefined);
   return { entries };
 }
 
@@ -130,6 +131,8 @@ export function validateName(name: unknown, where = 'tree'): asserts name is str
 }
 
 function validateEntry(entry: Entry, where = 'tree'): void {
+  // Entries come from untrusted images: check every field, whatever the static type says.
+  const raw = entry as unknown as Record<string, unknown>;
   validateName(entry.name, where);
   const at = `${where}, entry ${JSON.stringify(entry.name)}`;
   if (!Number.isInteger(entry.mode) || entry.mode < 0 || entry.mode > 0o7777)
@@ -152,7 +155,7 @@ function validateEntry(entry: Entry, where = 'tree'): void {
     case 'dir':
       if (typeof entry.tree !== 'string' || !HASH.test(entry.tree))
         throw new TreeFormatError(`${at}: bad tree id`);
-      if (entry.opaque !== undefined && entry.opaque !== true)
+      if (raw.opaque !== undefined && raw.opaque !== true)
         throw new TreeFormatError(`${at}: bad opaque flag`);
       return;
     case 'symlink':

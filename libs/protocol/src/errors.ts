@@ -24,6 +24,7 @@ export const ERRORS = {
   last_admin: { status: 409, title: 'The last active admin cannot be removed or disabled' },
   hash_mismatch: { status: 422, title: 'The uploaded bytes do not match their SHA-256' },
   invalid_pack: { status: 422, title: 'The pack is malformed' },
+  invalid_object: { status: 422, title: 'The object is not in a stored-object format this server reads' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   quota_exceeded: { status: 413, title: "The workspace's storage quota would be exceeded" },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },

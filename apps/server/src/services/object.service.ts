@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { type StoredObject, type StoredPack } from '@upc/protocol';
-import { PackFormatError, readPackIndex, sha256Hex } from '@upc/image';
+import { decodeObject, ObjectFormatError, PackFormatError, readPackIndex, sha256Hex } from '@upc/image';
 import type { Actor } from '../actor.js';
 import type { Config } from '../config.js';
 import { ApiException, notFound } from '../errors.js';
@@ -50,7 +50,7 @@ export class ObjectService {
         `objects are limited to ${this.config.maxObjectBytes} bytes`,
       );
     }
-    verifyHash(hash, body);
+    await verifyObject(hash, body);
     if (await this.objects.find(workspaceId, hash)) return { hash, size: body.length, created: false };
     await this.checkQuota(workspace.id, workspace.quotaBytes, body.length);
     await this.store.putIfAbsent(objectKey(workspaceId, hash), body, hash);
@@ -75,9 +75,11 @@ export class ObjectService {
     verifyHash(hash, body);
     let entries;
     try {
-      entries = readPackIndex(body);
+      entries = await readPackIndex(body, (id, stored) => decodeObject(id, stored));
     } catch (error) {
-      if (error instanceof PackFormatError) throw new ApiException('invalid_pack', error.message);
+      if (error instanceof PackFormatError || error instanceof ObjectFormatError) {
+        throw new ApiException('invalid_pack', error.message);
+      }
       throw error;
     }
     if (await this.objects.packExists(workspaceId, hash)) {
@@ -132,6 +134,19 @@ export class ObjectService {
   }
 }
 
+/** An object's body is its stored form (libs/image object.ts): it must decode to plaintext with this id. */
+async function verifyObject(hash: string, body: Uint8Array): Promise<void> {
+  try {
+    await decodeObject(hash, body);
+  } catch (error) {
+    if (!(error instanceof ObjectFormatError)) throw error;
+    if (error.kind === 'mismatch') throw new ApiException('hash_mismatch', error.message, { expected: hash });
+    if (error.kind === 'too_large') throw new ApiException('payload_too_large', error.message);
+    throw new ApiException('invalid_object', error.message);
+  }
+}
+
+/** A pack's id is the SHA-256 of its bytes as sent. */
 function verifyHash(expected: string, body: Uint8Array): void {
   const actual = sha256Hex(body);
   if (actual !== expected) {
