@@ -7,3 +7,4 @@ export * from './repository.js';
 export * from './snapshot.js';
 export * from './materialize.js';
 export * from './diff.js';
+export * from './upc-file.js';
