@@ -155,7 +155,8 @@ export class UpcFile implements ObjectReader {
     for await (const hash of reachableObjects(this, this.manifest.root)) {
       if (!this.index.has(hash)) throw new UpcFileError(`object ${hash} is missing from the file`);
       await this.read(hash);
-      onProgress?.(++count);
+      count++;
+      onProgress?.(count);
     }
     return count;
   }
@@ -165,7 +166,8 @@ export class UpcFile implements ObjectReader {
     let count = 0;
     for await (const hash of reachableObjects(this, this.manifest.root)) {
       if (!writer.has(hash)) await writer.write(await this.read(hash), hash);
-      onProgress?.(++count);
+      count++;
+      onProgress?.(count);
     }
     await writer.flush();
     return this.manifest;
