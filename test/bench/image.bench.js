@@ -262,9 +262,9 @@ function content(file, seed) {
 
 /**
  * Case 1: MIXED_BYTES in files of 4 KiB to 1 MiB (four in five) or 1 to 32 MiB (log-uniform within
- * each range), in 24 folders two levels
- * deep. Each file's kind is the one furthest behind its share of the bytes so far; a fifth of the
- * compressed files under 4 MiB are real gzip output, the rest random bytes (like media or archives).
+ * each range), in 24 folders two levels deep. Each file's kind is the one furthest behind its share
+ * of the bytes so far; a fifth of the compressed files under 4 MiB are real gzip output, the rest
+ * random bytes (like media or archives).
  */
 function planMixed() {
   const random = new Random('mixed-plan');

@@ -67,8 +67,32 @@ describe('a hostile image is refused with a clear error', () => {
     ['an absolute symlink outside its mount point', '/etc/passwd', '/opt', /points outside \/opt/],
     ['an absolute symlink next to its mount point', '/optional', '/opt', /points outside \/opt/],
   ])('%s', async (_what, target, mountPoint, message) => {
-    const root = await rawTree(repository, [{ ...base, name: 'link', type: 'symlink', target }]);
+    const root = await tree(repository, [
+      { ...base, owner: 'user', group: 'user', name: 'link', type: 'symlink', target },
+    ]);
     await expect(restore(root, { mountPoint })).rejects.toThrow(message);
+  });
+
+  it('a chain of symlinks that leads out, though each link alone stays inside', async () => {
+    const deep = await tree(repository, [
+      { ...base, owner: 'user', group: 'user', name: 'y', type: 'symlink', target: '../..' },
+    ]);
+    const sub = await tree(repository, [
+      { ...base, owner: 'user', group: 'user', name: 'deep', type: 'dir', tree: deep },
+    ]);
+    const root = await tree(repository, [
+      { ...base, owner: 'user', group: 'user', name: 'sub', type: 'dir', tree: sub },
+      { ...base, owner: 'user', group: 'user', name: 'w', type: 'symlink', target: 'sub/deep/y/..' },
+    ]);
+    await expect(restore(root)).rejects.toThrow(/w: symlink leads outside the image through other links/);
+  });
+
+  it('a tree that is not in canonical form (extra spaces)', async () => {
+    const canonical = (
+      await repository.read(await tree(repository, [fileEntry('a', [await hello()], 5)]))
+    ).toString();
+    const spaced = await repository.write(Buffer.from(canonical.replace('"entries":', '"entries": ')));
+    await expect(restore(spaced)).rejects.toThrow(/not in canonical form/);
   });
 
   it('accepts symlinks that stay inside (relative, or absolute within the mount point)', async () => {

@@ -91,3 +91,16 @@ describe('incremental snapshots', () => {
     expect((await diffTrees(repository, null, first.root)).added).toHaveLength(10);
   });
 });
+
+describe('names that are not UTF-8', () => {
+  it('are reported and left out rather than saved changed', async () => {
+    const raw = Buffer.concat([Buffer.from(src + '/'), Buffer.from([0x66, 0xff, 0x6f])]);
+    await writeFile(raw, 'latin-1 name');
+    const skipped: string[] = [];
+    const result = await snapshot(src, repository, {
+      onSkip: (path, reason) => skipped.push(`${path}: ${reason}`),
+    });
+    expect(skipped).toEqual(['f\uFFFDo: its name is not valid UTF-8']);
+    expect(result.stats.files).toBe(200);
+  });
+});

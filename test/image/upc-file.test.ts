@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -76,6 +76,47 @@ describe('the portable .upc file', () => {
     await reopened.verify();
     await reopened.close();
     expect((await readFile(file)).length).toBeGreaterThan(sizeBefore);
+  });
+
+  it('opens at the last complete version when a save was cut short, and saves over the remains', async () => {
+    const file = join(dir, 'main.upc');
+    await exportUpc(repository, manifest, file);
+    await writeFile(join(dir, 'src', 'notes.txt'), 'second version\n');
+    const second = await snapshot(join(dir, 'src'), repository);
+    const upc = await UpcFile.open(file, 'r+');
+    await upc.append(repository, { ...manifest, root: second.root });
+    await upc.close();
+    const { length } = await readFile(file);
+    await truncate(file, length - 20); // the second save never finished
+    const recovered = await UpcFile.open(file, 'r+');
+    expect(recovered.recovered).toBe(true);
+    expect(recovered.manifest.root).toBe(manifest.root);
+    await recovered.verify();
+    await recovered.append(repository, { ...manifest, root: second.root });
+    await recovered.close();
+    const saved = await UpcFile.open(file);
+    expect(saved.recovered).toBe(false);
+    expect(saved.manifest.root).toBe(second.root);
+    await saved.verify();
+    await saved.close();
+  });
+
+  it('refuses a segment chain that does not point backwards, even with a valid checksum', async () => {
+    const file = join(dir, 'main.upc');
+    await exportUpc(repository, manifest, file);
+    const bytes = await readFile(file);
+    const trailer = bytes.length - 64;
+    bytes.writeBigUInt64BE(BigInt(bytes.length), trailer + 16); // "the previous segment ends here"
+    const indexOffset = Number(bytes.readBigUInt64BE(trailer));
+    createHash('sha256')
+      .update(bytes.subarray(indexOffset, trailer))
+      .update(bytes.subarray(trailer, trailer + 24))
+      .digest()
+      .copy(bytes, trailer + 24);
+    await writeFile(file, bytes);
+    await expect(UpcFile.open(file)).rejects.toThrow(
+      /broken segment chain|holds no complete earlier version/,
+    );
   });
 
   it('refuses a truncated file', async () => {

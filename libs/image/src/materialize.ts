@@ -94,8 +94,13 @@ export async function materialize(
   const real = await realpath(target);
   if ((await readdir(real)).length > 0) throw new RestoreError(`${target} is not empty`);
   const run = new Restore(reader, real, options);
-  const root = await run.loadTree(rootTree, '');
-  await run.dir(root.entries, '', 0);
+  try {
+    const root = await run.loadTree(rootTree, '');
+    await run.dir(root.entries, '', 0);
+  } catch (error) {
+    await run.settle(); // no write may still be running once we report
+    throw error;
+  }
   await run.finish();
   return { entries: run.entries, bytes: run.bytes };
 }
@@ -107,6 +112,9 @@ class Restore {
   private readonly writes: ReturnType<typeof limiter>;
   private readonly chown: boolean;
   private readonly pending: Promise<void>[] = [];
+  private failure: Error | undefined;
+  /** Relative symlinks made, checked once all exist: a chain of links must not lead out either. */
+  private readonly links: { absolute: string; path: string }[] = [];
   /** Folders get their final mode and mtime last, once nothing more is written into them. */
   private readonly folders: { path: string; entry: DirEntry }[] = [];
 
@@ -134,6 +142,7 @@ class Restore {
       throw new RestoreError(`${path}: nested deeper than ${this.limits.maxDepth} folders`);
     for (const entry of entries) {
       const childPath = path === '' ? entry.name : `${path}/${entry.name}`;
+      if (this.failure !== undefined) throw this.failure;
       this.entries++;
       if (this.entries > this.limits.maxEntries)
         throw new RestoreError(`the image has more than ${this.limits.maxEntries} entries`);
@@ -151,7 +160,7 @@ class Restore {
         }
         case 'file':
           this.checkSize(entry, childPath);
-          this.pending.push(this.writes(() => this.file(entry, path, childPath)));
+          this.queue(this.writes(() => this.file(entry, path, childPath)));
           break;
         case 'symlink':
           await this.symlink(entry, path, childPath);
@@ -164,8 +173,22 @@ class Restore {
     }
   }
 
+  /** Keeps a background write; its failure is raised by `finish` (and stops further work early). */
+  private queue(write: Promise<void>): void {
+    write.catch((error: unknown) => {
+      this.failure ??= error instanceof Error ? error : new Error(String(error));
+    });
+    this.pending.push(write);
+  }
+
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.pending);
+  }
+
   async finish(): Promise<void> {
-    await Promise.all(this.pending);
+    await this.settle();
+    if (this.failure !== undefined) throw this.failure;
+    await this.checkLinks();
     for (const { path, entry } of this.folders.reverse()) {
       const absolute = await this.inside(posix.dirname(path) === '.' ? '' : posix.dirname(path), entry.name);
       await this.attributes(absolute, entry, false);
@@ -200,8 +223,9 @@ class Restore {
       }
       if (written !== entry.size)
         throw new RestoreError(`${path}: its chunks hold ${written} bytes, not ${entry.size}`);
-      await handle.chmod(entry.mode);
+      // chown clears setuid and setgid, so it goes first.
       if (this.chown) await handle.chown(this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
+      await handle.chmod(entry.mode);
       const mtime = secondsOf(entry.mtime);
       await handle.utimes(mtime, mtime);
     } catch (error) {
@@ -229,6 +253,27 @@ class Restore {
     const absolute = await this.inside(parent, entry.name);
     await symlink(target, absolute);
     await this.attributes(absolute, entry, true);
+    if (!isAbsolute(target)) this.links.push({ absolute, path });
+  }
+
+  /**
+   * Each link alone stays inside, but links can chain (`a -> b/..` where `b -> ../..`). With every
+   * link in place, resolve each one for real; one that leads out of the target is removed and refused.
+   */
+  private async checkLinks(): Promise<void> {
+    for (const { absolute, path } of this.links) {
+      const resolved = await realpath(absolute).catch((error: unknown) => {
+        const code = (error as NodeJS.ErrnoException).code;
+        // dangling, through a file, or a loop: it leads nowhere, so nowhere outside either
+        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return undefined;
+        throw error;
+      });
+      if (resolved === undefined) continue;
+      if (resolved !== this.root && !resolved.startsWith(`${this.root}/`)) {
+        await rm(absolute, { force: true });
+        throw new RestoreError(`${path}: symlink leads outside the image through other links`);
+      }
+    }
   }
 
   private async special(hook: 'writeWhiteout' | 'setOpaque', absolute: string, path: string): Promise<void> {

@@ -81,6 +81,10 @@ export async function decodeObject(
     case Encoding.Zstd: {
       const declared = zstdContentSize(payload);
       if (declared === undefined) throw new ObjectFormatError('zstd frame does not declare its size', hash);
+      // The size check covers one frame: anything after it (a second frame, say) would expand unchecked.
+      if (zstdFrameLength(payload) !== payload.length) {
+        throw new ObjectFormatError('holds more than one zstd frame, or a truncated one', hash);
+      }
       if (declared > maxSize) {
         throw new ObjectFormatError(
           `would expand to ${declared} bytes, over the limit of ${maxSize}`,
@@ -123,6 +127,33 @@ function declareContentSize(frame: Buffer, size: number): Buffer {
     field,
     frame.subarray(headerEnd),
   ]);
+}
+
+/**
+ * The length in bytes of the zstd frame at the start of `frame` (header, blocks, optional checksum;
+ * RFC 8878 §3.1.1), or undefined when it is cut short or malformed. Reads only block headers.
+ */
+export function zstdFrameLength(frame: Uint8Array): number | undefined {
+  const b = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  if (b.length < 6 || b.readUInt32LE(0) !== 0xfd2fb528) return undefined;
+  const descriptor = b[4] ?? 0;
+  const fcsFlag = descriptor >> 6;
+  const singleSegment = (descriptor >> 5) & 1;
+  const hasChecksum = (descriptor >> 2) & 1;
+  const fieldSize = fcsFlag === 0 ? singleSegment : ([1, 2, 4, 8][fcsFlag] ?? 0);
+  let at = 5 + (singleSegment ? 0 : 1) + ([0, 1, 2, 4][descriptor & 3] ?? 0) + fieldSize;
+  for (;;) {
+    if (at + 3 > b.length) return undefined;
+    const header = (b[at] ?? 0) | ((b[at + 1] ?? 0) << 8) | ((b[at + 2] ?? 0) << 16);
+    const last = header & 1;
+    const type = (header >> 1) & 3;
+    const size = header >>> 3;
+    if (type === 3) return undefined;
+    at += 3 + (type === 1 ? 1 : size);
+    if (last) break;
+  }
+  at += hasChecksum ? 4 : 0;
+  return at <= b.length ? at : undefined;
 }
 
 /**

@@ -77,6 +77,7 @@ export function parsePackIndex(index: Uint8Array, count: number, packSize: numbe
   const buf = Buffer.from(index.buffer, index.byteOffset, index.byteLength);
   const dataEnd = packSize - PACK_TRAILER_SIZE - count * PACK_ENTRY_SIZE;
   const entries: PackEntry[] = [];
+  const seen = new Set<string>();
   let expected = PACK_MAGIC.length;
   for (let i = 0; i < count; i++) {
     const at = i * PACK_ENTRY_SIZE;
@@ -85,6 +86,10 @@ export function parsePackIndex(index: Uint8Array, count: number, packSize: numbe
       offset: Number(buf.readBigUInt64BE(at + 32)),
       length: buf.readUInt32BE(at + 40),
     };
+    if (entry.length === 0)
+      throw new PackFormatError(`entry ${i} is empty (a stored object has at least its format byte)`);
+    if (seen.has(entry.hash)) throw new PackFormatError(`object ${entry.hash} is in the pack twice`);
+    seen.add(entry.hash);
     if (entry.offset !== expected)
       throw new PackFormatError(`entry ${i} starts at ${entry.offset}, expected ${expected}`);
     expected += entry.length;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { open, mkdir, readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from './hash.js';
 import { decodeObject, encodeObject, MAX_OBJECT_SIZE } from './object.js';
@@ -184,10 +184,7 @@ async function listFiles(dir: string, top: string): Promise<string[]> {
   const files: string[] = [];
   for (const prefix of await readdir(join(dir, top))) {
     for (const name of await readdir(join(dir, top, prefix))) {
-      if (name.endsWith('.tmp')) {
-        await rm(join(dir, top, prefix, name), { force: true });
-        continue;
-      }
+      // `*.tmp` files are writes under way (ours or another process's) or interrupted: not objects.
       if (/^[0-9a-f]{64}$/.test(name)) files.push(join(top, prefix, name));
     }
   }

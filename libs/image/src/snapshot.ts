@@ -185,7 +185,17 @@ class SnapshotRun {
       return cached;
     }
     this.stats.dirsRead++;
-    const names = (await readdir(absolute)).filter((name) => !this.options.exclude?.(join(path, name)));
+    const names: string[] = [];
+    for (const raw of await readdir(absolute, { encoding: 'buffer' })) {
+      const name = raw.toString('utf8');
+      const childPath = path === '' ? name : `${path}/${name}`;
+      if (!Buffer.from(name, 'utf8').equals(raw)) {
+        // Tree names are UTF-8; a name that is not would come back changed, so say so instead.
+        this.options.onSkip?.(childPath, 'its name is not valid UTF-8');
+        continue;
+      }
+      if (!this.options.exclude?.(childPath)) names.push(name);
+    }
     const result: CachedDir = { hash: '', tree: { entries: [] }, files: new Map(), dirs: new Map() };
     const cachedEntries = new Map(cached?.tree.entries.map((e) => [e.name, e]));
     const entries = await Promise.all(
@@ -276,17 +286,22 @@ class SnapshotRun {
         entry: { ...base, type: 'file', size, chunks: cached.entry.chunks },
       };
     }
-    const chunks = await this.reads(() => this.readChunks(absolute, size));
+    // The size recorded is what was read: a file written to meanwhile still gets a consistent entry
+    // (its new mtime makes the next snapshot read it again).
+    const { chunks, bytes } = await this.reads(() => this.readChunks(absolute, size));
     this.stats.filesRead++;
-    this.stats.bytesRead += size;
-    return { size, mtime: base.mtime, ino, entry: { ...base, type: 'file', size, chunks } };
+    this.stats.bytesRead += bytes;
+    this.stats.bytes += bytes - size;
+    return { size: bytes, mtime: base.mtime, ino, entry: { ...base, type: 'file', size: bytes, chunks } };
   }
 
-  private async readChunks(absolute: string, size: number): Promise<string[]> {
+  private async readChunks(absolute: string, size: number): Promise<{ chunks: string[]; bytes: number }> {
     const chunks: string[] = [];
+    let bytes = 0;
     const store = async (chunk: Uint8Array) => {
       const hash = sha256Hex(chunk);
       chunks.push(hash);
+      bytes += chunk.length;
       if (!this.writer.has(hash)) await this.writer.write(chunk, hash);
     };
     if (size <= this.chunker.maxSize * 2) {
@@ -296,7 +311,7 @@ class SnapshotRun {
       for await (const chunk of chunkStream(stream as AsyncIterable<Buffer>, this.chunker))
         await store(chunk);
     }
-    return chunks;
+    return { chunks, bytes };
   }
 
   private owner(id: number, session: number): Owner {

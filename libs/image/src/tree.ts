@@ -1,4 +1,5 @@
 import { sha256Hex } from './hash.js';
+import { MAX_OBJECT_SIZE } from './object.js';
 
 /** Who owns an entry, relative to the session: the session's user, root, or another numeric id. */
 export type Owner = 'user' | 'root' | number;
@@ -57,6 +58,11 @@ export function compareNames(a: string, b: string): number {
  * white space, entries sorted by name. Equal trees have equal bytes, hence equal ids.
  */
 export function encodeTree(tree: Tree): Buffer {
+  if (tree.entries.length > MAX_TREE_ENTRIES) {
+    throw new TreeFormatError(
+      `a folder of ${tree.entries.length} entries is over the limit of ${MAX_TREE_ENTRIES}`,
+    );
+  }
   const entries = [...tree.entries].sort((a, b) => compareNames(a.name, b.name));
   const parts = entries.map((entry) => {
     validateEntry(entry);
@@ -76,7 +82,10 @@ export function encodeTree(tree: Tree): Buffer {
     if (previous?.name === entry.name) throw new TreeFormatError(`duplicate name "${entry.name}"`);
     return entry;
   }, undefined);
-  return Buffer.from(`{"v":1,"entries":[${parts.join(',')}]}`, 'utf8');
+  const bytes = Buffer.from(`{"v":1,"entries":[${parts.join(',')}]}`, 'utf8');
+  if (bytes.length > MAX_OBJECT_SIZE)
+    throw new TreeFormatError(`a tree of ${bytes.length} bytes is over the object limit`);
+  return bytes;
 }
 
 export function hashTree(tree: Tree): { hash: string; bytes: Buffer } {
@@ -113,6 +122,10 @@ export function decodeTree(bytes: Uint8Array, hash?: string): Tree {
     }
     return entry;
   }, undefined);
+  // Only the canonical form is a tree: anything else (spaces, other key orders, extra keys, other
+  // number forms) would give the same content a second id, and other readers might not accept it.
+  if (!encodeTree({ entries }).equals(Buffer.from(bytes)))
+    throw new TreeFormatError(`${where} is not in canonical form`);
   return { entries };
 }
 

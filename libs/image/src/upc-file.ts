@@ -106,6 +106,12 @@ export class UpcFile implements ObjectReader {
     private size: number,
   ) {}
 
+  /**
+   * True when the file ended in a segment that was never finished (a save cut short); it was
+   * opened at the last complete one, and the next `append` writes over the unfinished bytes.
+   */
+  recovered = false;
+
   /** The newest manifest: the version this file holds now. */
   get manifest(): UpcManifest {
     return this.current;
@@ -117,18 +123,19 @@ export class UpcFile implements ObjectReader {
       const { size } = await handle.stat();
       const magic = await readAt(handle, 0, UPC_MAGIC.length);
       if (!magic.equals(UPC_MAGIC)) throw new UpcFileError(`${file} is not a .upc file`);
+      const last = await lastSegmentEnd(handle, size, file);
       const index = new Map<string, Location>();
       let manifest: UpcManifest | undefined;
-      for (let end = size; end > UPC_MAGIC.length;) {
+      for (let end = last.end; end !== 0;) {
         const segment = await readSegment(handle, end, file);
         manifest ??= segment.manifest;
         for (const [hash, location] of segment.entries) if (!index.has(hash)) index.set(hash, location);
         end = segment.previousEnd;
-        if (end !== 0 && end < UPC_MAGIC.length) throw new UpcFileError(`${file} has a broken segment chain`);
-        if (end === 0) break;
       }
       if (!manifest) throw new UpcFileError(`${file} holds no version`);
-      return new UpcFile(handle, index, manifest, size);
+      const upc = new UpcFile(handle, index, manifest, last.end);
+      upc.recovered = last.end !== size;
+      return upc;
     } catch (error) {
       await handle.close();
       throw error;
@@ -186,7 +193,9 @@ export class UpcFile implements ObjectReader {
       await writer.add(hash, await storedBytes(reader, hash));
     }
     this.size = await writer.finish(manifest, previousEnd);
+    await this.handle.truncate(this.size); // drop what a cut-short save may have left beyond it
     await this.handle.sync();
+    this.recovered = false;
     for (const [hash, location] of writer.entries) this.index.set(hash, location);
     this.current = manifest;
     return writer.count;
@@ -234,13 +243,51 @@ class SegmentWriter {
     trailer.writeUInt32BE(this.entries.size, 8);
     trailer.writeUInt32BE(manifestBytes.length, 12);
     trailer.writeBigUInt64BE(BigInt(previousEnd), 16);
-    createHash('sha256').update(index).update(manifestBytes).digest().copy(trailer, 24);
+    createHash('sha256')
+      .update(index)
+      .update(manifestBytes)
+      .update(trailer.subarray(0, 24))
+      .digest()
+      .copy(trailer, 24);
     UPC_END.copy(trailer, 56);
     const tail = Buffer.concat([index, manifestBytes, trailer]);
     await this.handle.write(tail, 0, tail.length, this.end);
     this.end += tail.length;
     return this.end;
   }
+}
+
+/**
+ * Where the last complete segment ends: the file's end, or — after a save that was cut short —
+ * the end of the newest segment whose trailer and checksum hold, found by scanning backwards.
+ */
+async function lastSegmentEnd(handle: FileHandle, size: number, file: string): Promise<{ end: number }> {
+  const intact = async (end: number) =>
+    readSegment(handle, end, file).then(
+      () => true,
+      () => false,
+    );
+  const atEnd = await readSegment(handle, size, file).then(
+    () => undefined,
+    (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+  );
+  if (atEnd === undefined) return { end: size };
+  const block = 1024 * 1024;
+  for (let stop = size; stop > UPC_MAGIC.length; stop -= block - UPC_END.length) {
+    const start = Math.max(UPC_MAGIC.length, stop - block);
+    const bytes = await readAt(handle, start, stop - start);
+    for (
+      let at = bytes.lastIndexOf(UPC_END);
+      at >= 0;
+      at = at === 0 ? -1 : bytes.lastIndexOf(UPC_END, at - 1)
+    ) {
+      const end = start + at + UPC_END.length;
+      if (end < size && (await intact(end))) return { end };
+    }
+    if (start === UPC_MAGIC.length) break;
+  }
+  // No complete earlier version either: report what is wrong at the end.
+  throw atEnd;
 }
 
 async function readSegment(handle: FileHandle, end: number, file: string) {
@@ -260,8 +307,12 @@ async function readSegment(handle: FileHandle, end: number, file: string) {
   ) {
     throw new UpcFileError(`${file} has a damaged segment trailer`);
   }
+  // Segments chain strictly backwards, so reading always ends.
+  if (previousEnd !== 0 && (previousEnd < UPC_MAGIC.length + TRAILER_SIZE || previousEnd > indexOffset)) {
+    throw new UpcFileError(`${file} has a broken segment chain`);
+  }
   const tail = await readAt(handle, indexOffset, indexLength + manifestLength);
-  const digest = createHash('sha256').update(tail).digest();
+  const digest = createHash('sha256').update(tail).update(trailer.subarray(0, 24)).digest();
   if (!digest.equals(trailer.subarray(24, 56)))
     throw new UpcFileError(`${file} has a damaged index or manifest`);
   const entries = new Map<string, Location>();
