@@ -10,7 +10,7 @@ describe('configuration', () => {
     expect(config.databaseUrl).toBeUndefined();
     expect(config.store).toEqual({ kind: 'fs', root: `${process.cwd()}/data/objects` });
     expect(config.dataDir).toBe(`${process.cwd()}/data`);
-    expect(config.maxObjectBytes).toBe(16 * MiB);
+    expect(config.maxObjectBytes).toBe(64 * MiB + 1024);
     expect(config.tls).toBeUndefined();
   });
 

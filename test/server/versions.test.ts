@@ -19,7 +19,15 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
     const setup = await workspaceWithLease(carol, 'linear');
     const { workspace } = setup;
     const first = await commitTree(carol, setup, null);
-    const second = await commitTree(carol, setup, first.id, { stats: { files: 3, bytes: 300 } });
+    const chunker = {
+      algorithm: 'fastcdc-gear32' as const,
+      minSize: 262144,
+      avgSize: 1048576,
+      maxSize: 4194304,
+    };
+    const second = await commitTree(carol, setup, first.id, { stats: { files: 3, bytes: 300 }, chunker });
+    expect(first.chunker).toBeNull();
+    expect(second.chunker).toEqual(chunker);
     expect(second.parentId).toBe(first.id);
     expect(second.stats).toEqual({ files: 3, bytes: 300 });
     expect((await carol.getWorkspace(workspace.id)).headVersionId).toBe(second.id);

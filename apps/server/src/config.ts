@@ -32,7 +32,8 @@ const EnvSchema = z
     UPC_TRUST_PROXY: bool.default(false),
     UPC_TOKEN_TTL_HOURS: int(1, 24 * 365).default(24 * 7),
     UPC_LEASE_TTL_SECONDS: int(5, 3600).default(30),
-    UPC_MAX_OBJECT_BYTES: int(1024, 1024 * MiB).default(16 * MiB),
+    // The image format's largest object (64 MiB of plaintext) plus its encoding overhead.
+    UPC_MAX_OBJECT_BYTES: int(1024, 1024 * MiB).default(64 * MiB + 1024),
     UPC_MAX_PACK_BYTES: int(1024, 1024 * MiB).default(64 * MiB),
     UPC_MAX_JSON_BYTES: int(1024, 256 * MiB).default(4 * MiB),
     UPC_LOGIN_WINDOW_SECONDS: int(1, 86_400).default(900),

@@ -102,6 +102,13 @@ export const StoredPack = z.object({
 });
 
 export const VersionStats = z.record(z.string(), z.number());
+/** How the version's files were chunked (libs/image ChunkerParams); null for versions that did not say. */
+export const ChunkerParams = z.object({
+  algorithm: z.literal('fastcdc-gear32'),
+  minSize: z.number().int().positive(),
+  avgSize: z.number().int().positive(),
+  maxSize: z.number().int().positive(),
+});
 export const Version = z.object({
   id: Id,
   workspaceId: Id,
@@ -111,6 +118,7 @@ export const Version = z.object({
   deviceId: Id.nullable(),
   authorId: Id.nullable(),
   stats: VersionStats,
+  chunker: ChunkerParams.nullable(),
   createdAt: Timestamp,
 });
 export const CommitRequest = z.object({
@@ -120,6 +128,7 @@ export const CommitRequest = z.object({
   deviceId: Id,
   fencingToken: FencingToken,
   stats: VersionStats.default({}),
+  chunker: ChunkerParams.nullable().default(null),
   /** Objects this version adds; each must be stored before the commit is accepted. */
   objects: z.array(Hash).max(100_000).default([]),
 });

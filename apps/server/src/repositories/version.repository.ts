@@ -29,6 +29,7 @@ export class VersionRepository {
       deviceId: string;
       authorId: string;
       stats: Prisma.InputJsonObject;
+      chunker?: Prisma.InputJsonObject;
       createdAt: Date;
     },
     tx: Transaction | Database = this.db,

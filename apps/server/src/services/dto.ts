@@ -46,6 +46,7 @@ export const toVersion = (row: VersionRow): Version => ({
   deviceId: row.deviceId,
   authorId: row.authorId,
   stats: row.stats as Record<string, number>,
+  chunker: (row.chunker as Version['chunker'] | null) ?? null,
   createdAt: row.createdAt.toISOString(),
 });
 

@@ -61,6 +61,7 @@ export class VersionService {
       deviceId: request.deviceId,
       authorId: actor.id,
       stats: request.stats,
+      chunker: request.chunker ?? undefined,
     };
     const row = await this.workspaceRows.withLock(workspaceId, async (tx, workspace) => {
       if (request.parentId !== null && !(await this.versions.find(workspaceId, request.parentId))) {
