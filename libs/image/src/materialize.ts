@@ -1,5 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  open as openCallback,
+  realpathSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import {
   chmod,
   lchown,
@@ -25,6 +35,10 @@ import {
   type Owner,
   type SymlinkEntry,
 } from './tree.js';
+
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** Files up to this size are gathered in memory and written with synchronous calls. */
+const SMALL_FILE = 4 * 1024 * 1024;
 
 export interface RestoreLimits {
   /** Largest file. */
@@ -149,7 +163,7 @@ class Restore {
       await this.options.onProgress?.({ entries: this.entries, bytes: this.bytes, path: childPath });
       switch (entry.type) {
         case 'dir': {
-          const absolute = await this.inside(path, entry.name);
+          const absolute = this.inside(path, entry.name);
           await mkdir(absolute, { mode: 0o700 });
           if (!(await lstat(absolute)).isDirectory())
             throw new RestoreError(`${childPath}: is not the folder just made`);
@@ -166,8 +180,8 @@ class Restore {
           await this.symlink(entry, path, childPath);
           break;
         case 'whiteout':
-          await this.special('writeWhiteout', await this.inside(path, entry.name), childPath);
-          await this.attributes(await this.inside(path, entry.name), entry, true);
+          await this.special('writeWhiteout', this.inside(path, entry.name), childPath);
+          await this.attributes(this.inside(path, entry.name), entry, true);
           break;
       }
     }
@@ -190,7 +204,7 @@ class Restore {
     if (this.failure !== undefined) throw this.failure;
     await this.checkLinks();
     for (const { path, entry } of this.folders.reverse()) {
-      const absolute = await this.inside(posix.dirname(path) === '.' ? '' : posix.dirname(path), entry.name);
+      const absolute = this.inside(posix.dirname(path) === '.' ? '' : posix.dirname(path), entry.name);
       await this.attributes(absolute, entry, false);
     }
   }
@@ -208,10 +222,23 @@ class Restore {
   }
 
   private async file(entry: FileEntry, parent: string, path: string): Promise<void> {
-    const folder = await this.inside(parent);
-    const temporary = join(folder, `.upc-restore-${randomBytes(6).toString('hex')}`);
-    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-    const handle = await open(temporary, flags, 0o600);
+    if (entry.size <= SMALL_FILE) {
+      const parts: Buffer[] = [];
+      let written = 0;
+      for (const chunk of entry.chunks) {
+        const bytes = await this.reader.read(chunk, this.limits.maxObjectBytes);
+        written += bytes.length;
+        if (written > entry.size)
+          throw new RestoreError(`${path}: its chunks hold more than its ${entry.size} bytes`);
+        parts.push(bytes);
+      }
+      if (written !== entry.size)
+        throw new RestoreError(`${path}: its chunks hold ${written} bytes, not ${entry.size}`);
+      await this.writeWhole(entry, parent, parts);
+      return;
+    }
+    const temporary = this.temporary(parent);
+    const handle = await open(temporary, CREATE_FLAGS, 0o600);
     let written = 0;
     try {
       for (const chunk of entry.chunks) {
@@ -235,8 +262,34 @@ class Restore {
     }
     await handle.close();
     // The folder must still be the one we made: a swap for a symlink would send the rename elsewhere.
-    const destination = await this.inside(parent, entry.name);
-    await rename(temporary, destination);
+    await rename(temporary, this.inside(parent, entry.name));
+  }
+
+  /**
+   * Small files are the many. Creating and renaming them are the slow steps, so those run in the
+   * thread pool, several at once; the cheap calls on the open descriptor are made directly.
+   */
+  private async writeWhole(entry: FileEntry, parent: string, parts: readonly Buffer[]): Promise<void> {
+    const temporary = this.temporary(parent);
+    const fd = await openFd(temporary, CREATE_FLAGS, 0o600);
+    try {
+      for (const part of parts) writeSync(fd, part);
+      if (this.chown) fchownSync(fd, this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
+      fchmodSync(fd, entry.mode);
+      const mtime = secondsOf(entry.mtime);
+      futimesSync(fd, mtime, mtime);
+    } catch (error) {
+      closeSync(fd);
+      rmSync(temporary, { force: true });
+      throw error;
+    }
+    closeSync(fd);
+    await rename(temporary, this.inside(parent, entry.name));
+  }
+
+  /** A fresh name in the folder `parent`, after checking the folder is still ours. */
+  private temporary(parent: string): string {
+    return join(this.inside(parent), `.upc-restore-${randomBytes(6).toString('hex')}`);
   }
 
   private async symlink(entry: SymlinkEntry, parent: string, path: string): Promise<void> {
@@ -250,7 +303,7 @@ class Restore {
     } else if (posix.normalize(posix.join(parent, target)).split('/')[0] === '..') {
       throw new RestoreError(`${path}: symlink to ${target} points outside the image`);
     }
-    const absolute = await this.inside(parent, entry.name);
+    const absolute = this.inside(parent, entry.name);
     await symlink(target, absolute);
     await this.attributes(absolute, entry, true);
     if (!isAbsolute(target)) this.links.push({ absolute, path });
@@ -301,9 +354,14 @@ class Restore {
    * The absolute path of `name` inside the folder `parent` (relative to the target), after checking
    * that `parent` still resolves to itself inside the target: no component was swapped for a symlink.
    */
-  private async inside(parent: string, name?: string): Promise<string> {
+  private inside(parent: string, name?: string): string {
     const expected = parent === '' ? this.root : join(this.root, parent);
-    const actual = await realpath(expected).catch(() => undefined);
+    let actual: string | undefined;
+    try {
+      actual = realpathSync.native(expected);
+    } catch {
+      actual = undefined;
+    }
     if (actual !== expected) {
       throw new RestoreError(
         `${parent}: the folder was replaced while restoring (it resolves to ${actual ?? 'nothing'})`,
@@ -323,6 +381,15 @@ class Restore {
     }
     return owner;
   }
+}
+
+function openFd(path: string, flags: number, mode: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    openCallback(path, flags, mode, (error, fd) => {
+      if (error) reject(error);
+      else resolve(fd);
+    });
+  });
 }
 
 /** Seconds for utimes: half a microsecond over, because libuv truncates the fraction it is given. */

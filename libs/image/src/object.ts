@@ -9,7 +9,11 @@ export const Encoding = { Raw: 0, Zstd: 1 } as const;
 
 /** Objects, after decoding, are never larger than this (a chunk's max, or a big tree). */
 export const MAX_OBJECT_SIZE = 64 * 1024 * 1024;
-const ZSTD_LEVEL = 3;
+/**
+ * Below this size compression is not tried: the most it could save is a few hundred bytes, and
+ * the binding's per-call cost (a fresh zstd context each time) dominates for tiny objects.
+ */
+const MIN_COMPRESS = 512;
 /** Compression is kept only when it saves at least this share of the bytes. */
 const MIN_SAVING = 0.1;
 /** A sample of this many bytes decides whether compressing the rest is worth trying. */
@@ -44,8 +48,8 @@ export async function encodeObject(
   hash = sha256Hex(plaintext),
 ): Promise<EncodedObject> {
   const input = Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
-  if (input.length >= 64 && (await worthCompressing(input))) {
-    const packed = declareContentSize(await compress(input, ZSTD_LEVEL), input.length);
+  if (input.length >= MIN_COMPRESS && (await worthCompressing(input))) {
+    const packed = declareContentSize(await compress(input), input.length);
     if (packed.length <= input.length * (1 - MIN_SAVING)) {
       return { hash, size: input.length, bytes: Buffer.concat([Buffer.of(Encoding.Zstd), packed]) };
     }
@@ -56,7 +60,7 @@ export async function encodeObject(
 async function worthCompressing(input: Buffer): Promise<boolean> {
   if (input.length <= PROBE_BYTES * 2) return true;
   const probe = input.subarray(0, PROBE_BYTES);
-  return (await compress(probe, 1)).length <= probe.length * (1 - MIN_SAVING);
+  return (await compress(probe)).length <= probe.length * (1 - MIN_SAVING);
 }
 
 /**
