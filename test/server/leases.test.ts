@@ -90,7 +90,7 @@ describe('leases', () => {
 });
 
 describe('two server processes on one database', () => {
-  let processes: ServerProcess[] = [];
+  const processes: ServerProcess[] = [];
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop()));
   });
@@ -108,7 +108,13 @@ describe('two server processes on one database', () => {
       UPC_ADMIN_PASSWORD: ADMIN_PASSWORD,
       UPC_LOG_LEVEL: 'warn',
     };
-    processes = await Promise.all([startServerProcess(env), startServerProcess(env)]);
+    // Kept as each one starts, so that one failing to start does not leave the other running.
+    const start = () =>
+      startServerProcess(env).then((p) => {
+        processes.push(p);
+        return p;
+      });
+    await Promise.all([start(), start()]);
     const clients = processes.map((p) => new UpcClient({ baseUrl: p.url }));
     for (const client of clients) await client.login('erin', 'erin-password');
     const [one, two] = clients as [UpcClient, UpcClient];
