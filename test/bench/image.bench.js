@@ -20,7 +20,8 @@
  *
  * Times are wall clock, including opening the repository (ours) and starting the process (restic);
  * both read the same files, which sit in the page cache since they were just written (dropping the
- * caches is not possible here). The order alternates between cases. "Stored" is the total size of
+ * caches is not possible here), and each timed step starts after a `sync`, so that no step pays for
+ * the writeback of an earlier one. The order alternates between cases. "Stored" is the total size of
  * the repository folder. Everything lives in one temporary folder, removed at the end, also when a
  * step fails, the run exceeds DEADLINE_MS or it is interrupted. Figures go to stdout as a table and
  * to test-results/bench-image.json; the run exits non-zero if restic failed, a restore did not give
@@ -484,6 +485,19 @@ function onPath(name) {
 }
 
 /**
+ * Sends `signal` to the process group of `child` (started with `detached: true`).
+ * @param {import('node:child_process').ChildProcess} child
+ * @param {NodeJS.Signals} signal
+ */
+function signalGroup(child, signal) {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/**
  * Runs a command to the end; rejects when it exits non-zero. Its output is collected, or passed to
  * our stderr with `inherit`.
  * @param {string} command
@@ -499,6 +513,8 @@ function exec(command, args, options = {}) {
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', options.inherit ? 'ignore' : 'pipe', options.inherit ? 'inherit' : 'pipe'],
+      // A process group of its own, so that stopping it also stops what it started (restic under sh).
+      detached: true,
     });
     children.add(child);
     let stdout = '';
@@ -513,7 +529,7 @@ function exec(command, args, options = {}) {
       options.timeoutMs === undefined
         ? undefined
         : setTimeout(() => {
-            child.kill('SIGKILL');
+            signalGroup(child, 'SIGKILL');
           }, options.timeoutMs);
     child.once('error', (error) => {
       children.delete(child);
@@ -599,6 +615,7 @@ async function restic(args, cwd) {
 async function resticBackup(repo, dataDir) {
   checkAborted();
   const before = await folderBytes(repo);
+  await settle();
   const run = await restic(['backup', '--repo', repo, '--json', '--quiet', '.'], dataDir);
   /** @type {Record<string, unknown> | undefined} */
   let summary;
@@ -626,7 +643,7 @@ async function resticBackup(repo, dataDir) {
  * @param {string} dataDir the folder that was backed up
  */
 async function resticRestore(repo, snapshotId, target, dataDir) {
-  checkAborted();
+  await settle();
   const run = await restic(['restore', snapshotId, '--repo', repo, '--target', target]);
   // Backed up as `.`, the files are at the top; older restic versions keep the absolute path.
   const nested = join(target, dataDir);
@@ -634,11 +651,21 @@ async function resticRestore(repo, snapshotId, target, dataDir) {
 }
 
 /**
- * Times `task` in this process, with the CPU it used (all threads, libuv's pool included).
+ * Writes dirty pages out (`sync`) before a timed step, so that the kernel's writeback of the data
+ * just generated, or of the previous step's repository, is not charged to whichever tool runs next.
+ */
+async function settle() {
+  if (onPath('sync')) await exec('sync', []);
+}
+
+/**
+ * Times `task` in this process, with the CPU it used (all threads, libuv's pool included), after
+ * settle().
  * @template T
  * @param {() => Promise<T>} task
  */
 async function timed(task) {
+  await settle();
   checkAborted();
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -763,9 +790,12 @@ async function run() {
     const root = name === 'mixed' ? ours1.root : ours2.root;
     const restoreOurs = async () => {
       const target = dir(`restore/ours-${name}`);
-      const measure = await timed(async () =>
-        materialize(await LocalRepository.open(dir(`ours/${name}`)), root, target),
-      );
+      const measure = await timed(async () => {
+        const repository = await LocalRepository.open(dir(`ours/${name}`));
+        await materialize(repository, root, target);
+        return repository;
+      });
+      measure.result.close();
       record({ id, label, tool: 'ours', dataBytes: size.bytes, files: size.files }, measure);
       problems.push(...(await compareTrees(dir(`data/${name}`), target, `${label} (ours)`)));
       rmSync(target, { recursive: true, force: true });
@@ -961,10 +991,10 @@ async function run() {
       3: ratio(['3a', '3b']),
       '3a': ratio(['3a']),
       '3b': ratio(['3b']),
-      'restore 1': ratio(['R1']),
-      'restore 2': ratio(['R2']),
-      '100k first': ratio(['M1']),
-      '100k rescan': ratio(['M2']),
+      R1: ratio(['R1']),
+      R2: ratio(['R2']),
+      M1: ratio(['M1']),
+      M2: ratio(['M2']),
     },
     goals: {
       throughput: {
@@ -1045,10 +1075,12 @@ function print(report) {
 
 /** Stops any child still running and removes the work folder. */
 async function cleanup() {
-  for (const child of children) child.kill('SIGTERM');
+  // The whole group of each: restic runs under sh, and may outlive it by a moment.
+  const running = [...children];
+  for (const child of running) signalGroup(child, 'SIGTERM');
   for (let waited = 0; children.size > 0 && waited < 3000; waited += 50)
     await new Promise((resolve) => setTimeout(resolve, 50));
-  for (const child of children) child.kill('SIGKILL');
+  for (const child of running) signalGroup(child, 'SIGKILL');
   // Synchronous, so that nothing of ours runs in between; retried, since an abandoned snapshot may
   // still have a write in flight in libuv's pool.
   for (let attempt = 0; workDir !== undefined && existsSync(workDir) && attempt < 5; attempt++) {
