@@ -24,10 +24,40 @@ interface CachedFile {
   entry: FileEntry;
 }
 
+export interface Totals {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  whiteouts: number;
+  bytes: number;
+}
+
+function totalsOf(tree: Tree, dirs: ReadonlyMap<string, CachedDir>): Totals {
+  const totals: Totals = { files: 0, dirs: 0, symlinks: 0, whiteouts: 0, bytes: 0 };
+  for (const entry of tree.entries) {
+    if (entry.type === 'file') {
+      totals.files++;
+      totals.bytes += entry.size;
+    } else if (entry.type === 'symlink') totals.symlinks++;
+    else if (entry.type === 'whiteout') totals.whiteouts++;
+    else {
+      const child = dirs.get(entry.name)?.totals;
+      totals.dirs += 1 + (child?.dirs ?? 0);
+      totals.files += child?.files ?? 0;
+      totals.symlinks += child?.symlinks ?? 0;
+      totals.whiteouts += child?.whiteouts ?? 0;
+      totals.bytes += child?.bytes ?? 0;
+    }
+  }
+  return totals;
+}
+
 /** A directory as last snapshotted: its tree id and what it held. */
 export interface CachedDir {
   hash: string;
   tree: Tree;
+  /** What the folder holds, all the way down: a reused folder adds these without a walk. */
+  totals: Totals;
   files: Map<string, CachedFile>;
   dirs: Map<string, CachedDir>;
 }
@@ -68,9 +98,15 @@ export class SnapshotCache {
           ]),
         ),
         dirs: new Map(raw.dirs.map(([name, child]) => [name, dir(child)])),
+        totals: { files: 0, dirs: 0, symlinks: 0, whiteouts: 0, bytes: 0 },
       };
     };
-    cache.root = data.root ? dir(data.root) : undefined;
+    const withTotals = (d: CachedDir): CachedDir => {
+      for (const child of d.dirs.values()) withTotals(child);
+      d.totals = totalsOf(d.tree, d.dirs);
+      return d;
+    };
+    cache.root = data.root ? withTotals(dir(data.root)) : undefined;
     return cache;
   }
 }
@@ -153,7 +189,7 @@ export async function snapshot(
     cache.root = top;
     cache.chunker = chunker;
   }
-  return { root: top.hash, chunker, stats: run.stats };
+  return { root: top.hash, chunker, stats: { ...run.stats, ...top.totals } };
 }
 
 class SnapshotRun {
@@ -184,7 +220,6 @@ class SnapshotRun {
 
   async dir(absolute: string, path: string, cached: CachedDir | undefined): Promise<CachedDir> {
     if (cached && this.dirty && !this.dirty.has(path)) {
-      this.countCached(cached);
       return cached;
     }
     this.stats.dirsRead++;
@@ -199,7 +234,13 @@ class SnapshotRun {
       }
       if (!this.options.exclude?.(childPath)) names.push(name);
     }
-    const result: CachedDir = { hash: '', tree: { entries: [] }, files: new Map(), dirs: new Map() };
+    const result: CachedDir = {
+      hash: '',
+      tree: { entries: [] },
+      files: new Map(),
+      dirs: new Map(),
+      totals: { files: 0, dirs: 0, symlinks: 0, whiteouts: 0, bytes: 0 },
+    };
     const cachedEntries = new Map(cached?.tree.entries.map((e) => [e.name, e]));
     const entries = await Promise.all(
       names.map(async (name): Promise<Entry | undefined> => {
@@ -210,15 +251,12 @@ class SnapshotRun {
         const cachedFile = cached?.files.get(name);
         if (trusted && cachedFile) {
           result.files.set(name, cachedFile);
-          this.stats.files++;
-          this.stats.bytes += cachedFile.size;
           return cachedFile.entry;
         }
         const cachedDir = cached?.dirs.get(name);
         if (trusted && cachedDir) {
           const entry = cachedEntries.get(name);
           result.dirs.set(name, await this.dir(childAbsolute, childPath, cachedDir));
-          this.stats.dirs++;
           return entry;
         }
         // A stat of a cached inode is cheaper than the thread-pool round trip of an asynchronous one.
@@ -227,6 +265,7 @@ class SnapshotRun {
       }),
     );
     result.tree = { entries: entries.filter((e): e is Entry => e !== undefined) };
+    result.totals = totalsOf(result.tree, result.dirs);
     const { hash, bytes } = hashTree(result.tree);
     await this.writer.write(bytes, hash);
     result.hash = hash;
@@ -256,16 +295,13 @@ class SnapshotRun {
     if (stats.isDirectory()) {
       const dir = await this.dir(absolute, path, cached?.dirs.get(name));
       result.dirs.set(name, dir);
-      this.stats.dirs++;
       const opaque = (await this.options.isOpaque?.(absolute)) === true;
       return { ...base, type: 'dir', tree: dir.hash, ...(opaque ? { opaque: true as const } : {}) };
     }
     if (stats.isSymbolicLink()) {
-      this.stats.symlinks++;
       return { ...base, type: 'symlink', target: await readlink(absolute) };
     }
     if (stats.isCharacterDevice() && stats.rdev === 0n) {
-      this.stats.whiteouts++;
       return { ...base, type: 'whiteout' };
     }
     this.options.onSkip?.(path, 'not a file, folder, symlink or overlay whiteout');
@@ -280,8 +316,6 @@ class SnapshotRun {
   ): Promise<CachedFile> {
     const size = Number(stats.size);
     const ino = stats.ino.toString();
-    this.stats.files++;
-    this.stats.bytes += size;
     if (cached && cached.size === size && cached.mtime === base.mtime && cached.ino === ino) {
       return {
         size,
@@ -298,7 +332,6 @@ class SnapshotRun {
         : await this.reads(() => this.readChunks(absolute, size));
     this.stats.filesRead++;
     this.stats.bytesRead += bytes;
-    this.stats.bytes += bytes - size;
     return { size: bytes, mtime: base.mtime, ino, entry: { ...base, type: 'file', size: bytes, chunks } };
   }
 
@@ -328,16 +361,5 @@ class SnapshotRun {
   private owner(id: number, session: number): Owner {
     if (id === 0) return 'root';
     return id === session ? 'user' : id;
-  }
-
-  private countCached(dir: CachedDir): void {
-    this.stats.dirs += dir.dirs.size;
-    this.stats.files += dir.files.size;
-    for (const file of dir.files.values()) this.stats.bytes += file.size;
-    for (const entry of dir.tree.entries) {
-      if (entry.type === 'symlink') this.stats.symlinks++;
-      if (entry.type === 'whiteout') this.stats.whiteouts++;
-    }
-    for (const child of dir.dirs.values()) this.countCached(child);
   }
 }

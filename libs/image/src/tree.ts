@@ -50,8 +50,11 @@ const HASH = /^[0-9a-f]{64}$/;
 
 /** Compares names by their UTF-8 bytes, the order entries are stored in. */
 export function compareNames(a: string, b: string): number {
+  // UTF-16 order equals UTF-8 byte order unless a surrogate (a character past U+FFFF) is involved.
+  if (!SURROGATE.test(a) && !SURROGATE.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
+const SURROGATE = /[\uD800-\uDFFF]/;
 
 /**
  * The canonical bytes of a tree: UTF-8 JSON with the keys of every entry in a fixed order, no
