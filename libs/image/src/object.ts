@@ -119,18 +119,39 @@ export async function decodeObject(
  * its limit before decompressing anything, and the decoder itself refuses output beyond it.
  */
 function declareContentSize(frame: Buffer, size: number): Buffer {
-  const descriptor = frame[4] ?? 0;
-  if (descriptor >> 6 !== 0 || ((descriptor >> 5) & 1) === 1) return frame; // already declared
-  const headerEnd = 6 + ([0, 1, 2, 4][descriptor & 3] ?? 0);
+  const header = frameHeader(frame);
+  if (!header || header.sizeBytes !== 0) return frame; // not a frame, or the size is there already
   const field = Buffer.alloc(8);
   field.writeBigUInt64LE(BigInt(size));
+  const descriptor = Buffer.of((frame[4] ?? 0) | (3 << 6));
   return Buffer.concat([
     frame.subarray(0, 4),
-    Buffer.of(descriptor | (3 << 6)),
-    frame.subarray(5, headerEnd),
+    descriptor,
+    frame.subarray(5, header.sizeAt),
     field,
-    frame.subarray(headerEnd),
+    frame.subarray(header.sizeAt),
   ]);
+}
+
+interface FrameHeader {
+  /** Where Frame_Content_Size starts, and its width in bytes (0: absent). */
+  sizeAt: number;
+  sizeBytes: number;
+  hasChecksum: boolean;
+}
+
+/** The fixed part of a zstd frame header (RFC 8878 §3.1.1.1), or undefined when it is not one. */
+function frameHeader(b: Buffer): FrameHeader | undefined {
+  if (b.length < 6 || b.readUInt32LE(0) !== 0xfd2fb528) return undefined;
+  const descriptor = b[4] ?? 0;
+  const fcsFlag = descriptor >> 6;
+  const singleSegment = (descriptor >> 5) & 1;
+  const dictIdBytes = [0, 1, 2, 4][descriptor & 3] ?? 0;
+  return {
+    sizeAt: 5 + (singleSegment ? 0 : 1) + dictIdBytes,
+    sizeBytes: fcsFlag === 0 ? singleSegment : ([1, 2, 4, 8][fcsFlag] ?? 0),
+    hasChecksum: ((descriptor >> 2) & 1) === 1,
+  };
 }
 
 /**
@@ -139,40 +160,30 @@ function declareContentSize(frame: Buffer, size: number): Buffer {
  */
 export function zstdFrameLength(frame: Uint8Array): number | undefined {
   const b = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
-  if (b.length < 6 || b.readUInt32LE(0) !== 0xfd2fb528) return undefined;
-  const descriptor = b[4] ?? 0;
-  const fcsFlag = descriptor >> 6;
-  const singleSegment = (descriptor >> 5) & 1;
-  const hasChecksum = (descriptor >> 2) & 1;
-  const fieldSize = fcsFlag === 0 ? singleSegment : ([1, 2, 4, 8][fcsFlag] ?? 0);
-  let at = 5 + (singleSegment ? 0 : 1) + ([0, 1, 2, 4][descriptor & 3] ?? 0) + fieldSize;
+  const header = frameHeader(b);
+  if (!header) return undefined;
+  let at = header.sizeAt + header.sizeBytes;
   for (;;) {
     if (at + 3 > b.length) return undefined;
-    const header = (b[at] ?? 0) | ((b[at + 1] ?? 0) << 8) | ((b[at + 2] ?? 0) << 16);
-    const last = header & 1;
-    const type = (header >> 1) & 3;
-    const size = header >>> 3;
+    const block = (b[at] ?? 0) | ((b[at + 1] ?? 0) << 8) | ((b[at + 2] ?? 0) << 16);
+    const type = (block >> 1) & 3;
     if (type === 3) return undefined;
-    at += 3 + (type === 1 ? 1 : size);
-    if (last) break;
+    at += 3 + (type === 1 ? 1 : block >>> 3);
+    if (block & 1) break;
   }
-  at += hasChecksum ? 4 : 0;
+  at += header.hasChecksum ? 4 : 0;
   return at <= b.length ? at : undefined;
 }
 
 /**
  * The Frame_Content_Size of a single zstd frame (RFC 8878 §3.1.1.1), or undefined when the frame
- * does not carry one. Only a lone frame is accepted: skippable or concatenated frames are not ours.
+ * does not carry one.
  */
 export function zstdContentSize(frame: Uint8Array): number | undefined {
   const b = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
-  if (b.length < 6 || b.readUInt32LE(0) !== 0xfd2fb528) return undefined;
-  const descriptor = b[4] ?? 0;
-  const fcsFlag = descriptor >> 6;
-  const singleSegment = (descriptor >> 5) & 1;
-  const dictIdBytes = [0, 1, 2, 4][descriptor & 3] ?? 0;
-  const at = 5 + (singleSegment ? 0 : 1) + dictIdBytes;
-  const fieldSize = fcsFlag === 0 ? singleSegment : ([1, 2, 4, 8][fcsFlag] ?? 0);
+  const header = frameHeader(b);
+  if (!header) return undefined;
+  const { sizeAt: at, sizeBytes: fieldSize } = header;
   if (fieldSize === 0 || b.length < at + fieldSize) return undefined;
   switch (fieldSize) {
     case 1:
