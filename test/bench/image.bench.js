@@ -39,6 +39,7 @@ import process from 'node:process';
 import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import { gzipSync } from 'node:zlib';
 import { LocalRepository, materialize, snapshot, SnapshotCache } from '../../libs/image/dist/index.js';
+import { runBench } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RESULT_FILE = join(ROOT, 'test-results/bench-image.json');
@@ -1089,41 +1090,14 @@ async function cleanup() {
   }
 }
 
-async function main() {
-  /** @type {(error: Error) => void} */
-  let abort = () => undefined;
-  const abortion = new Promise((_, reject) => {
-    abort = (error) => {
-      aborted = true;
-      reject(error);
-    };
-  });
-  const deadline = setTimeout(() => {
-    abort(new Error(`the benchmark took longer than ${String(DEADLINE_MS / 60_000)} minutes`));
-  }, DEADLINE_MS);
-  /** @param {NodeJS.Signals} signal */
-  const onSignal = (signal) => {
-    abort(new Error(`interrupted by ${signal}`));
-  };
-  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-  let failed = false;
-  try {
-    const report = /** @type {Awaited<ReturnType<typeof run>>} */ (await Promise.race([run(), abortion]));
-    await mkdir(join(ROOT, 'test-results'), { recursive: true });
-    await writeFile(RESULT_FILE, JSON.stringify(report, null, 2) + '\n');
-    print(report);
-    if (report.problems.length > 0) {
-      failed = true;
-      process.stderr.write(`bench: these figures are not valid:\n  ${report.problems.join('\n  ')}\n`);
-    }
-  } catch (error) {
-    failed = true;
-    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
-  } finally {
-    clearTimeout(deadline);
-    await cleanup();
-  }
-  process.exit(failed ? 1 : 0);
-}
-
-await main();
+await runBench({
+  deadlineMs: DEADLINE_MS,
+  deadlineText: `${String(DEADLINE_MS / 60_000)} minutes`,
+  resultFile: RESULT_FILE,
+  run,
+  print,
+  cleanup,
+  onAbort: () => {
+    aborted = true;
+  },
+});

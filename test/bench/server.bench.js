@@ -15,8 +15,9 @@
  * Figures go to stdout as a table and to test-results/bench-server.json.
  */
 import { spawn } from 'node:child_process';
+import { Buffer } from 'node:buffer';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -26,6 +27,7 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { UpcClient } from '@upc/protocol';
+import { runBench } from './harness.js';
 
 /**
  * The part of autocannon's API used here (it ships no type declarations).
@@ -351,7 +353,8 @@ async function prepareWorkspace(baseUrl, adminPassword) {
   for (let i = 0; i < HASHES; i += 2) {
     const blob = blobs[i];
     const hash = hashes[i];
-    if (blob && hash) await client.uploadObject(workspace.id, hash, blob);
+    // The stored form: format byte 0 (raw), then the plaintext (libs/image object.ts).
+    if (blob && hash) await client.uploadObject(workspace.id, hash, Buffer.concat([Buffer.of(0), blob]));
   }
   const missing = await client.missingObjects(workspace.id, hashes);
   if (missing.length !== HASHES / 2) {
@@ -596,41 +599,14 @@ async function cleanup() {
   }
 }
 
-async function main() {
-  /** @type {(error: Error) => void} */
-  let abort = () => undefined;
-  const abortion = new Promise((_, reject) => {
-    abort = (error) => {
-      aborted = true;
-      reject(error);
-    };
-  });
-  const deadline = setTimeout(() => {
-    abort(new Error(`the benchmark took longer than ${String(DEADLINE_MS / 1000)} s`));
-  }, DEADLINE_MS);
-  /** @param {NodeJS.Signals} signal */
-  const onSignal = (signal) => {
-    abort(new Error(`interrupted by ${signal}`));
-  };
-  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
-  let failed = false;
-  try {
-    const report = /** @type {Awaited<ReturnType<typeof run>>} */ (await Promise.race([run(), abortion]));
-    await mkdir(join(ROOT, 'test-results'), { recursive: true });
-    await writeFile(RESULT_FILE, JSON.stringify(report, null, 2) + '\n');
-    print(report);
-    if (report.problems.length > 0) {
-      failed = true;
-      process.stderr.write(`bench: these figures are not valid:\n  ${report.problems.join('\n  ')}\n`);
-    }
-  } catch (error) {
-    failed = true;
-    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
-  } finally {
-    clearTimeout(deadline);
-    await cleanup();
-  }
-  process.exit(failed ? 1 : 0);
-}
-
-await main();
+await runBench({
+  deadlineMs: DEADLINE_MS,
+  deadlineText: `${String(DEADLINE_MS / 1000)} s`,
+  resultFile: RESULT_FILE,
+  run,
+  print,
+  cleanup,
+  onAbort: () => {
+    aborted = true;
+  },
+});
