@@ -57,3 +57,25 @@ export async function runBench(bench) {
   }
   process.exit(failed ? 1 : 0);
 }
+
+/**
+ * Rows of cells as aligned text: the first `left` columns padded on the right, the rest (numbers)
+ * on the left.
+ * @param {unknown[][]} rows
+ * @param {number} left
+ */
+export function table(rows, left) {
+  const cells = rows.map((row) =>
+    row.map((cell) => (typeof cell === 'string' ? cell : JSON.stringify(cell))),
+  );
+  const widths = cells[0]?.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length))) ?? [];
+  return cells
+    .map(
+      (row) =>
+        '  ' +
+        row
+          .map((cell, i) => (i < left ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+          .join('  '),
+    )
+    .join('\n');
+}

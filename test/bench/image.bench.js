@@ -39,7 +39,7 @@ import process from 'node:process';
 import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import { gzipSync } from 'node:zlib';
 import { LocalRepository, materialize, snapshot, SnapshotCache } from '../../libs/image/dist/index.js';
-import { runBench } from './harness.js';
+import { runBench, table } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RESULT_FILE = join(ROOT, 'test-results/bench-image.json');
@@ -1013,23 +1013,6 @@ async function run() {
   };
 }
 
-/** @param {unknown[][]} rows */
-function table(rows) {
-  const cells = rows.map((row) =>
-    row.map((cell) => (typeof cell === 'string' ? cell : JSON.stringify(cell))),
-  );
-  const widths = cells[0]?.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length))) ?? [];
-  return cells
-    .map(
-      (row) =>
-        '  ' +
-        row
-          .map((cell, i) => (i < 3 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
-          .join('  '),
-    )
-    .join('\n');
-}
-
 /** @param {number | null} bytes */
 const formatBytes = (bytes) => (bytes === null ? '-' : bytes.toLocaleString('en-US'));
 
@@ -1044,19 +1027,22 @@ function print(report) {
     `data: case 1 ${String(data.mixed.files)} files, ${formatBytes(data.mixed.bytes)} B; case 2 ${String(data.small.files)} files, ` +
       `${formatBytes(data.small.bytes)} B; case 3 changed ${String(data.changed.mixed)} + ${String(data.changed.small)} files`,
     '',
-    table([
-      ['case', 'what', 'tool', 'time s', 'MB/s', 'CPU', 'stored bytes', 'added bytes'],
-      ...report.rows.map((r) => [
-        r.id,
-        r.label,
-        r.tool,
-        r.ms < 1000 ? (r.ms / 1000).toFixed(4) : (r.ms / 1000).toFixed(2),
-        (r.dataBytes / 1e6 / (r.ms / 1000)).toFixed(1),
-        r.cpuPercent === null ? '-' : `${String(r.cpuPercent)} %`,
-        formatBytes(r.storedBytes),
-        formatBytes(r.addedBytes),
-      ]),
-    ]),
+    table(
+      [
+        ['case', 'what', 'tool', 'time s', 'MB/s', 'CPU', 'stored bytes', 'added bytes'],
+        ...report.rows.map((r) => [
+          r.id,
+          r.label,
+          r.tool,
+          r.ms < 1000 ? (r.ms / 1000).toFixed(4) : (r.ms / 1000).toFixed(2),
+          (r.dataBytes / 1e6 / (r.ms / 1000)).toFixed(1),
+          r.cpuPercent === null ? '-' : `${String(r.cpuPercent)} %`,
+          formatBytes(r.storedBytes),
+          formatBytes(r.addedBytes),
+        ]),
+      ],
+      3,
+    ),
     '',
     "(MB/s = the data set's size / time, 10^6 bytes; CPU = user + system time / wall time, 100 % = one core)",
     '',

@@ -27,7 +27,7 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { UpcClient } from '@upc/protocol';
-import { runBench } from './harness.js';
+import { runBench, table } from './harness.js';
 
 /**
  * The part of autocannon's API used here (it ships no type declarations).
@@ -502,25 +502,6 @@ function problems(starts, loads) {
   return found;
 }
 
-/**
- * @param {unknown[][]} rows
- */
-function table(rows) {
-  const cells = rows.map((row) =>
-    row.map((cell) => (typeof cell === 'string' ? cell : JSON.stringify(cell))),
-  );
-  const widths = cells[0]?.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length))) ?? [];
-  return cells
-    .map(
-      (row) =>
-        '  ' +
-        row
-          .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
-          .join('  '),
-    )
-    .join('\n');
-}
-
 /** @param {Awaited<ReturnType<typeof run>>} report */
 function print(report) {
   const { machine, start } = report;
@@ -530,47 +511,53 @@ function print(report) {
       `(1-min load average at start: ${String(machine.loadAverageAtStart)})`,
     '',
     'Start and stop (embedded PostgreSQL + filesystem store; ready = spawn → first 200 from /health)',
-    table([
-      ['start', 'ready ms', 'server says ms', 'SIGINT → exit ms', 'exit code', 'leftovers'],
-      .../** @type {const} */ (['cold', 'warm']).map((name) => [
-        name,
-        start[name].readyMs,
-        start[name].serverReportedMs ?? '-',
-        start[name].stopMs,
-        start[name].exitCode ?? String(start[name].signal),
-        start[name].leftoverProcesses ? 'yes' : 'none',
-      ]),
-    ]),
+    table(
+      [
+        ['start', 'ready ms', 'server says ms', 'SIGINT → exit ms', 'exit code', 'leftovers'],
+        .../** @type {const} */ (['cold', 'warm']).map((name) => [
+          name,
+          start[name].readyMs,
+          start[name].serverReportedMs ?? '-',
+          start[name].stopMs,
+          start[name].exitCode ?? String(start[name].signal),
+          start[name].leftoverProcesses ? 'yes' : 'none',
+        ]),
+      ],
+      1,
+    ),
     '',
     `HTTP load (autocannon: ${String(LOAD.connections)} connections, pipelining ${String(LOAD.pipelining)}, ` +
       `${String(LOAD.duration)} s each; server RSS ${String(report.load.serverRssMiBAtReady ?? '?')} MiB ` +
       `at ready, ${String(report.load.serverRssMiBAfterLoad ?? '?')} MiB after)`,
-    table([
+    table(
       [
-        'endpoint',
-        'req/s',
-        'p50 ms',
-        'p99 ms',
-        'avg ms',
-        'requests',
-        'non-2xx',
-        'errors',
-        'server CPU',
-        'client CPU',
+        [
+          'endpoint',
+          'req/s',
+          'p50 ms',
+          'p99 ms',
+          'avg ms',
+          'requests',
+          'non-2xx',
+          'errors',
+          'server CPU',
+          'client CPU',
+        ],
+        ...report.load.results.map((r) => [
+          `${r.method} ${r.name}`,
+          r.requestsPerSecond,
+          r.latencyP50Ms,
+          r.latencyP99Ms,
+          r.latencyAvgMs,
+          r.requests,
+          r.non2xx,
+          r.errors + r.timeouts,
+          r.serverCpuPercent === null ? '-' : `${String(r.serverCpuPercent)} %`,
+          `${String(r.clientCpuPercent)} %`,
+        ]),
       ],
-      ...report.load.results.map((r) => [
-        `${r.method} ${r.name}`,
-        r.requestsPerSecond,
-        r.latencyP50Ms,
-        r.latencyP99Ms,
-        r.latencyAvgMs,
-        r.requests,
-        r.non2xx,
-        r.errors + r.timeouts,
-        r.serverCpuPercent === null ? '-' : `${String(r.serverCpuPercent)} %`,
-        `${String(r.clientCpuPercent)} %`,
-      ]),
-    ]),
+      1,
+    ),
     '',
     `JSON: ${RESULT_FILE}`,
     '',
