@@ -49,7 +49,8 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
   });
 
   it('refuses a stale fencing token with 409 and writes nothing', async () => {
-    const { device, workspace, lease } = await workspaceWithLease(carol, 'stale-token');
+    const setup = await workspaceWithLease(carol, 'stale-token');
+    const { workspace, lease } = setup;
     const other = await carol.registerDevice({
       machineId: 'other-pc',
       name: 'other',
@@ -59,15 +60,7 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
     const taken = await carol.takeOverLease(workspace.id, other.id);
     expect(taken.fencingToken).toBeGreaterThan(lease.fencingToken);
     const auditBefore = (await (await server.admin()).listAudit({ workspaceId: workspace.id })).length;
-    const problem = await problemOf(
-      carol.commit(workspace.id, {
-        parentId: null,
-        rootTree: await storedTree(carol, workspace.id),
-        kind: 'sync',
-        deviceId: device.id,
-        fencingToken: lease.fencingToken,
-      }),
-    );
+    const problem = await problemOf(commitTree(carol, setup, null));
     expect(problem.status).toBe(409);
     expect(problem.code).toBe('stale_fencing_token');
     expect(problem.problem.holder).toMatchObject({
@@ -84,22 +77,14 @@ describe('commit: compare-and-swap of HEAD with the fencing token', () => {
   });
 
   it('refuses the current token from a device that does not hold the lease', async () => {
-    const { workspace, lease } = await workspaceWithLease(carol, 'wrong-device');
+    const setup = await workspaceWithLease(carol, 'wrong-device');
     const other = await carol.registerDevice({
       machineId: 'pc-3',
       name: 'third',
       os: 'linux',
       agentVersion: 't',
     });
-    const problem = await problemOf(
-      carol.commit(workspace.id, {
-        parentId: null,
-        rootTree: await storedTree(carol, workspace.id),
-        kind: 'sync',
-        deviceId: other.id,
-        fencingToken: lease.fencingToken,
-      }),
-    );
+    const problem = await problemOf(commitTree(carol, setup, null, { deviceId: other.id }));
     expect(problem.code).toBe('lease_not_held');
   });
 
