@@ -1,10 +1,7 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../apps/server/src/embedded-postgres.js';
+import { runUpc } from '../support/agent.js';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
-
-const UPC = fileURLToPath(new URL('../../apps/agent/bin/upc.js', import.meta.url));
 
 let server: TestServer;
 beforeAll(async () => {
@@ -14,23 +11,8 @@ afterAll(async () => {
   await server.close();
 });
 
-/** Runs the real `upc` command (built by `npm test`'s build step) and collects what it said. */
-function upc(args: string[], env: Record<string, string> = {}, input = '') {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [UPC, ...args], {
-      env: { PATH: process.env.PATH ?? '', UPC_SERVER: server.url, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
+const upc = (args: string[], env: Record<string, string> = {}, input = '') =>
+  runUpc(args, { UPC_SERVER: server.url, ...env }, input);
 
 const asAdmin = { UPC_USER: 'admin', UPC_PASSWORD: ADMIN_PASSWORD };
 
@@ -73,7 +55,7 @@ describe('upc admin', () => {
 
     const noPassword = await upc(['admin', 'user', 'add', 'xena'], asAdmin, '');
     expect(noPassword.code).toBe(2);
-    expect(noPassword.stderr).toContain('no password on standard input');
+    expect(noPassword.stderr).toContain('password on standard input');
 
     const unreachable = await upc(['admin', 'user', 'list'], {
       ...asAdmin,

@@ -36,6 +36,8 @@ describe('OpenAPI', () => {
         'POST /api/v1/devices',
         'GET /api/v1/devices',
         'POST /api/v1/devices/{id}/heartbeat',
+        'POST /api/v1/devices/{id}/cache-key',
+        'DELETE /api/v1/devices/{id}/cache-key',
         'POST /api/v1/workspaces',
         'GET /api/v1/workspaces',
         'GET /api/v1/workspaces/{id}',

@@ -11,7 +11,9 @@ export const ADMIN_PASSWORD = 'admin-password-for-tests';
 
 export interface TestServer {
   url: string;
+  port: number;
   databaseUrl: string;
+  bucket: string;
   server: Server;
   /** A client with no token. */
   anonymous(): UpcClient;
@@ -26,6 +28,8 @@ export interface TestServerOptions {
   env?: Record<string, string>;
   databaseUrl?: string;
   bucket?: string;
+  /** Listen here (to restart a server where its clients expect it); default: any free port. */
+  port?: number;
 }
 
 /** A real server on loopback, on its own database and its own bucket on the shared S3-API server. */
@@ -52,7 +56,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const { kind: _kind, ...storeOptions } = config.store;
   await ensureBucket(storeOptions);
   const server = await createServer(config, databaseUrl, new S3ObjectStore(storeOptions));
-  await server.app.listen({ port: 0, host: '127.0.0.1' });
+  await server.app.listen({ port: options.port ?? 0, host: '127.0.0.1' });
   const { port } = server.app.getHttpServer().address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   const anonymous = () => new UpcClient({ baseUrl: url });
@@ -63,7 +67,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   };
   return {
     url,
+    port,
     databaseUrl,
+    bucket,
     server,
     anonymous,
     admin,

@@ -9,6 +9,8 @@ export const EXIT = {
   denied: 3,
   /** The server cannot be reached. */
   unreachable: 4,
+  /** The workspace is in use on another PC (`--take-over` takes it). */
+  inUse: 5,
 } as const;
 
 /** A failure meant for the person at the keyboard: a plain message and an exit code, no stack. */

@@ -54,6 +54,8 @@ export class LocalRepository implements Repository {
   private readonly index = new Map<string, Location>();
   private pending: PackObject[] = [];
   private pendingIds = new Set<string>();
+  /** Objects waiting for their pack, by id, so reads of them do not scan the list. */
+  private readonly pendingStored = new Map<string, Uint8Array>();
   private pendingBytes = 0;
   private readonly descriptors = new Map<string, number>();
   /** Stored bytes written by this instance (packs and standalone objects). */
@@ -80,23 +82,32 @@ export class LocalRepository implements Repository {
   async write(plaintext: Uint8Array, hash = sha256Hex(plaintext)): Promise<string> {
     if (this.has(hash)) return hash;
     const encoded = await encodeObject(plaintext, hash);
-    if (this.has(hash)) return hash; // written meanwhile by a concurrent caller
-    if (encoded.bytes.length >= STANDALONE_THRESHOLD) {
+    await this.writeStored(hash, encoded.bytes); // a no-op if written meanwhile by a concurrent caller
+    return hash;
+  }
+
+  /**
+   * Stores an object given in its stored (encoded) form, as fetched from a server, without
+   * re-encoding it. The caller has verified it (`decodeObject` checks the plaintext against `hash`).
+   */
+  async writeStored(hash: string, stored: Uint8Array): Promise<void> {
+    if (this.has(hash)) return;
+    if (stored.length >= STANDALONE_THRESHOLD) {
       const file = join('data', hash.slice(0, 2), hash);
       this.pendingIds.add(hash);
       try {
-        await this.writeFile(file, encoded.bytes);
+        await this.writeFile(file, stored);
       } finally {
         this.pendingIds.delete(hash);
       }
-      this.index.set(hash, { file, offset: 0, length: encoded.bytes.length });
-      return hash;
+      this.index.set(hash, { file, offset: 0, length: stored.length });
+      return;
     }
-    this.pending.push({ hash, bytes: encoded.bytes });
+    this.pending.push({ hash, bytes: stored });
     this.pendingIds.add(hash);
-    this.pendingBytes += encoded.bytes.length;
+    this.pendingStored.set(hash, stored);
+    this.pendingBytes += stored.length;
     if (this.pendingBytes >= PACK_TARGET) await this.writePack();
-    return hash;
   }
 
   async flush(): Promise<void> {
@@ -104,13 +115,15 @@ export class LocalRepository implements Repository {
   }
 
   async read(hash: string, maxSize = MAX_OBJECT_SIZE): Promise<Buffer> {
-    const waiting = this.pending.find((object) => object.hash === hash);
-    if (waiting) return decodeObject(hash, waiting.bytes, maxSize);
+    const waiting = this.pendingStored.get(hash);
+    if (waiting) return decodeObject(hash, waiting, maxSize);
     return decodeObject(hash, await this.readStored(hash), maxSize);
   }
 
   /** The stored (encoded) bytes of an object, as they sit in its pack or file. */
   readStored(hash: string): Promise<Buffer> {
+    const waiting = this.pendingStored.get(hash);
+    if (waiting) return Promise.resolve(Buffer.from(waiting));
     const location = this.index.get(hash);
     if (!location) return Promise.reject(new ObjectMissingError(hash));
     // Small reads from a few pack files: a kept descriptor and a synchronous read beat a
@@ -149,6 +162,7 @@ export class LocalRepository implements Repository {
     for (const entry of pack.entries) {
       this.index.set(entry.hash, { file, offset: entry.offset, length: entry.length });
       this.pendingIds.delete(entry.hash);
+      this.pendingStored.delete(entry.hash);
     }
   }
 

@@ -10,11 +10,21 @@ import {
 } from './chunker.js';
 import { sha256Hex } from './hash.js';
 import { limiter } from './limit.js';
-import type { ObjectWriter } from './repository.js';
-import { type Entry, type FileEntry, hashTree, type Owner, type Tree, validateName } from './tree.js';
+import type { ObjectReader, ObjectWriter } from './repository.js';
+import {
+  decodeTree,
+  type Entry,
+  type FileEntry,
+  hashTree,
+  type Owner,
+  type Tree,
+  validateName,
+} from './tree.js';
 
 /** Files up to this size are read in one synchronous call. */
 const SMALL_FILE = 1024 * 1024;
+/** Reads of a file that keeps changing while it is read, before it is given up as unstable. */
+const READ_ATTEMPTS = 3;
 
 /** What a snapshot remembers of a file to decide, next time, whether it must be read again. */
 interface CachedFile {
@@ -60,6 +70,13 @@ export interface CachedDir {
   totals: Totals;
   files: Map<string, CachedFile>;
   dirs: Map<string, CachedDir>;
+  /**
+   * Something in this folder or below is not as cached (a file that kept changing while it was
+   * read, or, in a primed cache, an entry unlike the restored tree). Whatever its `changed` hint
+   * says, the next snapshot stats this folder and everything in it, and reads the files unlike
+   * the cache.
+   */
+  stale?: true;
 }
 
 /**
@@ -77,6 +94,7 @@ export class SnapshotCache {
       tree: d.tree,
       files: [...d.files].map(([name, f]) => [name, f.size, f.mtime, f.ino]),
       dirs: [...d.dirs].map(([name, child]) => [name, dir(child)]),
+      ...(d.stale ? { stale: true } : {}),
     });
     return { v: 1, chunker: this.chunker, root: this.root ? dir(this.root) : null };
   }
@@ -99,6 +117,7 @@ export class SnapshotCache {
         ),
         dirs: new Map(raw.dirs.map(([name, child]) => [name, dir(child)])),
         totals: { files: 0, dirs: 0, symlinks: 0, whiteouts: 0, bytes: 0 },
+        ...(raw.stale === true ? { stale: true as const } : {}),
       };
     };
     const withTotals = (d: CachedDir): CachedDir => {
@@ -115,6 +134,7 @@ interface RawDir {
   tree: Tree;
   files: [string, number, number, string][];
   dirs: [string, RawDir][];
+  stale?: true;
 }
 
 export interface SnapshotOptions {
@@ -124,8 +144,9 @@ export interface SnapshotOptions {
   /**
    * Paths (relative to the snapshotted folder, '/'-separated) that may have changed since the cache
    * was filled, as a file watcher reports them. Given with a cache, only these paths and their
-   * parent folders are looked at: the cost is proportional to the change. Without it, every entry
-   * is stat'ed (but only changed files are read).
+   * parent folders are looked at (and the folders where the last snapshot found a file changing
+   * while it read it): the cost is proportional to the change. Without it, every entry is stat'ed
+   * (but only changed files are read).
    */
   changed?: Iterable<string>;
   /** Ids that count as "the session's user" (default: this process's). */
@@ -139,6 +160,12 @@ export interface SnapshotOptions {
   concurrency?: number;
   /** Called for entries a snapshot cannot hold (sockets, FIFOs, devices), which are left out. */
   onSkip?: (path: string, reason: string) => void;
+  /**
+   * Called for files still changing after every read (each read is checked against a stat taken
+   * after it). Such a file keeps the entry the cache had for it, or is left out if it had none; it
+   * is not cached as read, so the next snapshot reads it: snapshot again later.
+   */
+  onUnstable?: (path: string) => void;
 }
 
 export interface SnapshotStats {
@@ -147,9 +174,12 @@ export interface SnapshotStats {
   symlinks: number;
   whiteouts: number;
   bytes: number;
+  /** Reads of files, a read again of a file that changed while it was read included. */
   filesRead: number;
   bytesRead: number;
   dirsRead: number;
+  /** Files still changing after every read, reported through `onUnstable`. */
+  unstable: number;
 }
 
 export interface SnapshotResult {
@@ -202,6 +232,7 @@ class SnapshotRun {
     filesRead: 0,
     bytesRead: 0,
     dirsRead: 0,
+    unstable: 0,
   };
   private readonly reads: ReturnType<typeof limiter>;
   private readonly uid: number;
@@ -219,7 +250,7 @@ class SnapshotRun {
   }
 
   async dir(absolute: string, path: string, cached: CachedDir | undefined): Promise<CachedDir> {
-    if (cached && this.dirty && !this.dirty.has(path)) {
+    if (cached && !cached.stale && this.dirty && !this.dirty.has(path)) {
       return cached;
     }
     this.stats.dirsRead++;
@@ -247,23 +278,24 @@ class SnapshotRun {
         validateName(name, `folder ${absolute}`);
         const childPath = path === '' ? name : `${path}/${name}`;
         const childAbsolute = join(absolute, name);
-        const trusted = this.dirty !== undefined && !this.dirty.has(childPath);
+        const trusted = this.dirty !== undefined && !this.dirty.has(childPath) && !cached?.stale;
         const cachedFile = cached?.files.get(name);
         if (trusted && cachedFile) {
           result.files.set(name, cachedFile);
           return cachedFile.entry;
         }
         const cachedDir = cached?.dirs.get(name);
-        if (trusted && cachedDir) {
+        if (trusted && cachedDir && !cachedDir.stale) {
           const entry = cachedEntries.get(name);
           result.dirs.set(name, await this.dir(childAbsolute, childPath, cachedDir));
           return entry;
         }
         // A stat of a cached inode is cheaper than the thread-pool round trip of an asynchronous one.
         const stats = lstatSync(childAbsolute, { bigint: true });
-        return this.entry(name, childAbsolute, childPath, stats, cached, result);
+        return this.entry(name, childAbsolute, childPath, stats, cached, cachedEntries.get(name), result);
       }),
     );
+    if ([...result.dirs.values()].some((d) => d.stale)) result.stale = true;
     result.tree = { entries: entries.filter((e): e is Entry => e !== undefined) };
     result.totals = totalsOf(result.tree, result.dirs);
     const { hash, bytes } = hashTree(result.tree);
@@ -278,19 +310,22 @@ class SnapshotRun {
     path: string,
     stats: BigIntStats,
     cached: CachedDir | undefined,
+    previous: Entry | undefined,
     result: CachedDir,
   ): Promise<Entry | undefined> {
-    const base = {
-      name,
-      mode: Number(stats.mode & 0o7777n),
-      mtime: Number(stats.mtimeNs / 1000n),
-      owner: this.owner(Number(stats.uid), this.uid),
-      group: this.owner(Number(stats.gid), this.gid),
-    };
+    const base = this.base(name, stats);
     if (stats.isFile()) {
-      const file = await this.file(absolute, base, stats, cached?.files.get(name));
-      result.files.set(name, file);
-      return file.entry;
+      const file = await this.file(name, absolute, stats, cached?.files.get(name));
+      if (file) {
+        result.files.set(name, file);
+        return file.entry;
+      }
+      // Never a torn read: the content last read whole, if any, stays. Left out of `files` and
+      // the folder marked, so the next snapshot reads it whatever it is told changed.
+      result.stale = true;
+      this.stats.unstable++;
+      this.options.onUnstable?.(path);
+      return previous?.type === 'file' ? previous : undefined;
     }
     if (stats.isDirectory()) {
       const dir = await this.dir(absolute, path, cached?.dirs.get(name));
@@ -308,12 +343,28 @@ class SnapshotRun {
     return undefined;
   }
 
+  private base(name: string, stats: BigIntStats): Omit<FileEntry, 'type' | 'size' | 'chunks'> {
+    return {
+      name,
+      mode: Number(stats.mode & 0o7777n),
+      mtime: Number(stats.mtimeNs / 1000n),
+      owner: ownerOf(Number(stats.uid), this.uid),
+      group: ownerOf(Number(stats.gid), this.gid),
+    };
+  }
+
+  /**
+   * A regular file: as cached if its size, mtime and inode are, else read. A read is trusted only if
+   * a stat after it shows the file as the stat before it did; otherwise it may be torn, and the file
+   * is read again, up to READ_ATTEMPTS reads. Undefined if it was still changing after the last.
+   */
   private async file(
+    name: string,
     absolute: string,
-    base: Omit<FileEntry, 'type' | 'size' | 'chunks'>,
     stats: BigIntStats,
     cached: CachedFile | undefined,
-  ): Promise<CachedFile> {
+  ): Promise<CachedFile | undefined> {
+    let base = this.base(name, stats);
     const size = Number(stats.size);
     const ino = stats.ino.toString();
     if (cached && cached.size === size && cached.mtime === base.mtime && cached.ino === ino) {
@@ -324,18 +375,37 @@ class SnapshotRun {
         entry: { ...base, type: 'file', size, chunks: cached.entry.chunks },
       };
     }
-    // The size recorded is what was read: a file written to meanwhile still gets a consistent entry
-    // (its new mtime makes the next snapshot read it again).
-    const { chunks, bytes } =
-      size <= SMALL_FILE
-        ? await this.readChunks(absolute, size)
-        : await this.reads(() => this.readChunks(absolute, size));
-    this.stats.filesRead++;
-    this.stats.bytesRead += bytes;
-    return { size: bytes, mtime: base.mtime, ino, entry: { ...base, type: 'file', size: bytes, chunks } };
+    for (let attempt = 1; ; attempt++) {
+      const expected = Number(stats.size);
+      const read = await (expected <= SMALL_FILE
+        ? this.readChunks(absolute, expected)
+        : this.reads(() => this.readChunks(absolute, expected)));
+      if (read) {
+        this.stats.filesRead++;
+        this.stats.bytesRead += read.bytes;
+      }
+      const after = lstatIfPresent(absolute);
+      if (read && after && sameVersion(stats, after)) {
+        // The size recorded is what was read, which the stat after it confirms.
+        const { chunks, bytes } = read;
+        return {
+          size: bytes,
+          mtime: base.mtime,
+          ino: stats.ino.toString(),
+          entry: { ...base, type: 'file', size: bytes, chunks },
+        };
+      }
+      if (attempt === READ_ATTEMPTS || !after?.isFile()) return undefined;
+      stats = after;
+      base = this.base(name, stats);
+    }
   }
 
-  private async readChunks(absolute: string, size: number): Promise<{ chunks: string[]; bytes: number }> {
+  /** The file's chunks, stored; undefined if it was deleted before it could be read. */
+  private async readChunks(
+    absolute: string,
+    size: number,
+  ): Promise<{ chunks: string[]; bytes: number } | undefined> {
     const chunks: string[] = [];
     let bytes = 0;
     const store = async (chunk: Uint8Array) => {
@@ -344,22 +414,141 @@ class SnapshotRun {
       bytes += chunk.length;
       if (!this.writer.has(hash)) await this.writer.write(chunk, hash);
     };
-    if (size <= SMALL_FILE) {
-      // Most files are small and in the page cache: one synchronous read beats the four thread-pool
-      // round trips (open, stat, read, close) of an asynchronous one.
-      for (const chunk of chunkBuffer(readFileSync(absolute), this.chunker)) await store(chunk);
-    } else if (size <= this.chunker.maxSize * 2) {
-      for (const chunk of chunkBuffer(await readFile(absolute), this.chunker)) await store(chunk);
-    } else {
-      const stream = createReadStream(absolute, { highWaterMark: this.chunker.maxSize });
-      for await (const chunk of chunkStream(stream as AsyncIterable<Buffer>, this.chunker))
-        await store(chunk);
+    try {
+      if (size <= SMALL_FILE) {
+        // Most files are small and in the page cache: one synchronous read beats the four thread-pool
+        // round trips (open, stat, read, close) of an asynchronous one.
+        for (const chunk of chunkBuffer(readFileSync(absolute), this.chunker)) await store(chunk);
+      } else if (size <= this.chunker.maxSize * 2) {
+        for (const chunk of chunkBuffer(await readFile(absolute), this.chunker)) await store(chunk);
+      } else {
+        const stream = createReadStream(absolute, { highWaterMark: this.chunker.maxSize });
+        for await (const chunk of chunkStream(stream as AsyncIterable<Buffer>, this.chunker))
+          await store(chunk);
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
     }
     return { chunks, bytes };
   }
+}
 
-  private owner(id: number, session: number): Owner {
-    if (id === 0) return 'root';
-    return id === session ? 'user' : id;
+export interface PrimeOptions {
+  /**
+   * The parameters the tree was chunked with (default DEFAULT_CHUNKER). A snapshot not given
+   * others takes these; one given others ignores the cache.
+   */
+  chunker?: ChunkerParams;
+  /** Ids that count as "the session's user" (default: this process's), as for `snapshot`. */
+  sessionUid?: number;
+  sessionGid?: number;
+}
+
+/**
+ * A cache for `folder` just restored from `rootTree` (by `materialize`), so that the first snapshot
+ * after a restore reads only what changed since instead of every file. The tree is walked alongside
+ * the folder: a file is cached only if it is still a regular file of the entry's size and mtime;
+ * one that is not, or is missing, is left out (the snapshot reads it). Anything unlike the tree
+ * (such a file, another mode or owner, a symlink or folder changed, a name the tree does not hold)
+ * marks its folder stale, so the next snapshot looks at it whatever its `changed` hint says.
+ */
+export async function primeSnapshotCache(
+  reader: ObjectReader,
+  rootTree: string,
+  folder: string,
+  options: PrimeOptions = {},
+): Promise<SnapshotCache> {
+  const chunker = options.chunker ?? DEFAULT_CHUNKER;
+  validateChunkerParams(chunker);
+  const uid = options.sessionUid ?? process.getuid?.() ?? 0;
+  const gid = options.sessionGid ?? process.getgid?.() ?? 0;
+  const prime = async (hash: string, absolute: string): Promise<CachedDir> => {
+    const tree = decodeTree(await reader.read(hash), hash);
+    const result: CachedDir = {
+      hash,
+      tree,
+      files: new Map(),
+      dirs: new Map(),
+      totals: { files: 0, dirs: 0, symlinks: 0, whiteouts: 0, bytes: 0 },
+    };
+    const names = new Set(tree.entries.map((e) => e.name));
+    const present = await readdir(absolute, { encoding: 'buffer' });
+    if (present.length !== names.size || present.some((raw) => !names.has(raw.toString('utf8'))))
+      result.stale = true;
+    for (const entry of tree.entries) {
+      const childAbsolute = join(absolute, entry.name);
+      const stats = lstatIfPresent(childAbsolute);
+      if (!stats) {
+        result.stale = true;
+        continue;
+      }
+      // Whether a snapshot would record it as the tree does, but for the content.
+      const mtime = Number(stats.mtimeNs / 1000n);
+      const same =
+        Number(stats.mode & 0o7777n) === entry.mode &&
+        mtime === entry.mtime &&
+        ownerOf(Number(stats.uid), uid) === entry.owner &&
+        ownerOf(Number(stats.gid), gid) === entry.group;
+      switch (entry.type) {
+        case 'file':
+          // The content is the entry's if the size and mtime are (materialize set the mtime last).
+          if (stats.isFile() && Number(stats.size) === entry.size && mtime === entry.mtime) {
+            result.files.set(entry.name, { size: entry.size, mtime, ino: stats.ino.toString(), entry });
+          }
+          if (!same || !stats.isFile() || Number(stats.size) !== entry.size) result.stale = true;
+          break;
+        case 'dir': {
+          if (!stats.isDirectory()) {
+            result.stale = true;
+            break;
+          }
+          const dir = await prime(entry.tree, childAbsolute);
+          if (!same) dir.stale = true;
+          if (dir.stale) result.stale = true;
+          result.dirs.set(entry.name, dir);
+          break;
+        }
+        case 'symlink':
+          if (!stats.isSymbolicLink() || !same || (await readlink(childAbsolute)) !== entry.target)
+            result.stale = true;
+          break;
+        case 'whiteout':
+          if (!stats.isCharacterDevice() || stats.rdev !== 0n || !same) result.stale = true;
+          break;
+      }
+    }
+    result.totals = totalsOf(tree, result.dirs);
+    return result;
+  };
+  const cache = new SnapshotCache();
+  cache.root = await prime(rootTree, folder);
+  cache.chunker = chunker;
+  return cache;
+}
+
+function ownerOf(id: number, session: number): Owner {
+  if (id === 0) return 'root';
+  return id === session ? 'user' : id;
+}
+
+/** Whether two stats of a path show the same version of the same file. */
+function sameVersion(before: BigIntStats, after: BigIntStats): boolean {
+  return (
+    before.size === after.size &&
+    before.mtimeNs === after.mtimeNs &&
+    before.ctimeNs === after.ctimeNs &&
+    before.ino === after.ino
+  );
+}
+
+/** `lstat` (bigint), or undefined if nothing is at the path any more. */
+function lstatIfPresent(absolute: string): BigIntStats | undefined {
+  try {
+    return lstatSync(absolute, { bigint: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
   }
 }

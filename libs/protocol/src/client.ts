@@ -53,6 +53,9 @@ export class UpcClient {
   registerDevice = (body: S.RegisterDeviceRequest) => this.json('POST', '/devices', S.Device, body);
   heartbeat = (id: string) => this.json('POST', `/devices/${id}/heartbeat`, S.Device);
   listDevices = (query: Query = {}) => this.json('GET', '/devices' + qs(query), z.array(S.Device));
+  /** The device's local-cache key, created on the first call; only its owner gets it. */
+  deviceCacheKey = (deviceId: string) => this.json('POST', `/devices/${deviceId}/cache-key`, S.CacheKey);
+  revokeDeviceCacheKey = (deviceId: string) => this.empty('DELETE', `/devices/${deviceId}/cache-key`);
 
   createWorkspace = (body: S.CreateWorkspaceRequest) => this.json('POST', '/workspaces', S.Workspace, body);
   listWorkspaces = (query: Query = {}) => this.json('GET', '/workspaces' + qs(query), z.array(S.Workspace));

@@ -56,6 +56,8 @@ export const RegisterDeviceRequest = z.object({
   os: z.string().min(1).max(64),
   agentVersion: z.string().min(1).max(64),
 });
+/** The key a device's agent encrypts its local cache with: base64 of 32 random bytes. */
+export const CacheKey = z.object({ key: z.string() });
 
 /** A policy is validated by libs/policy when the agent applies it; the server stores it as given. */
 export const PolicyDocument = z.record(z.string(), z.unknown());
@@ -191,6 +193,7 @@ export type CreateUserRequest = z.input<typeof CreateUserRequest>;
 export type UpdateUserRequest = z.infer<typeof UpdateUserRequest>;
 export type Device = z.infer<typeof Device>;
 export type RegisterDeviceRequest = z.infer<typeof RegisterDeviceRequest>;
+export type CacheKey = z.infer<typeof CacheKey>;
 export type Workspace = z.infer<typeof Workspace>;
 export type CreateWorkspaceRequest = z.input<typeof CreateWorkspaceRequest>;
 export type StoredObject = z.infer<typeof StoredObject>;

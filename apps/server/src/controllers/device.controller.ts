@@ -1,6 +1,6 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { Device, DeviceListQuery, Id, RegisterDeviceRequest } from '@upc/protocol';
+import { CacheKey, Device, DeviceListQuery, Id, RegisterDeviceRequest } from '@upc/protocol';
 import { z } from 'zod';
 import type { Actor } from '../actor.js';
 import { CurrentActor } from '../middleware/auth.guard.js';
@@ -37,5 +37,21 @@ export class DeviceController {
     @Query(new ZodPipe(DeviceListQuery)) query: z.infer<typeof DeviceListQuery>,
   ) {
     return this.devices.list(actor, query.ownerId);
+  }
+
+  /** The key of the device's encrypted local cache, for its owner only. POST and no-store: never cached. */
+  @Post(':id/cache-key')
+  @HttpCode(200)
+  @Header('cache-control', 'no-store')
+  @Docs({ response: CacheKey })
+  cacheKey(@CurrentActor() actor: Actor, @Param('id', new ZodPipe(Id)) id: string) {
+    return this.devices.cacheKey(actor, id);
+  }
+
+  /** Forgets the key, so the device's local cache can no longer be read (owner or admin). */
+  @Delete(':id/cache-key')
+  @HttpCode(204)
+  revokeCacheKey(@CurrentActor() actor: Actor, @Param('id', new ZodPipe(Id)) id: string) {
+    return this.devices.revokeCacheKey(actor, id);
   }
 }

@@ -33,4 +33,24 @@ export class DeviceRepository {
   list(ownerId?: string): Promise<DeviceRow[]> {
     return this.db.device.findMany({ where: { ownerId }, orderBy: [{ name: 'asc' }, { createdAt: 'asc' }] });
   }
+
+  async findCacheKey(deviceId: string): Promise<string | undefined> {
+    return (await this.db.deviceCacheKey.findUnique({ where: { deviceId } }))?.key;
+  }
+
+  /**
+   * Stores `key` unless the device has a key already, then reads back whichever is stored. Of two
+   * concurrent first calls, the second insert waits on the primary key and then does nothing; the
+   * read is a statement of its own, so it sees the first one's committed key. Undefined only if the
+   * key was deleted in between.
+   */
+  async addCacheKeyIfAbsent(deviceId: string, key: string): Promise<string | undefined> {
+    await this.db.deviceCacheKey.createMany({ data: [{ deviceId, key }], skipDuplicates: true });
+    return this.findCacheKey(deviceId);
+  }
+
+  /** True when there was a key to forget. */
+  async deleteCacheKey(deviceId: string): Promise<boolean> {
+    return (await this.db.deviceCacheKey.deleteMany({ where: { deviceId } })).count > 0;
+  }
 }

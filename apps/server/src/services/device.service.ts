@@ -1,11 +1,13 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import type { Device, RegisterDeviceRequest } from '@upc/protocol';
+import type { CacheKey, Device, RegisterDeviceRequest } from '@upc/protocol';
 import { type Actor, isAdmin } from '../actor.js';
 import { notFound } from '../errors.js';
 import { DeviceRepository, type DeviceRow } from '../repositories/device.repository.js';
 import { AuditService } from './audit.service.js';
 import { toDevice } from './dto.js';
+
+const CACHE_KEY_BYTES = 32;
 
 /** A device is one PC as used by one user: (owner, machine id) is unique. */
 @Injectable()
@@ -34,6 +36,37 @@ export class DeviceService {
   async list(actor: Actor, ownerId?: string): Promise<Device[]> {
     if (!isAdmin(actor) && ownerId !== undefined && ownerId !== actor.id) return [];
     return (await this.devices.list(isAdmin(actor) ? ownerId : actor.id)).map(toDevice);
+  }
+
+  /**
+   * The key the device's agent encrypts its local cache with, created on first use. Only the owner
+   * gets it: to anyone else, admins included, the device does not exist, so that an admin cannot
+   * read a user's cache.
+   */
+  async cacheKey(actor: Actor, id: string): Promise<CacheKey> {
+    const device = await this.devices.findById(id);
+    if (!device || device.ownerId !== actor.id) throw notFound('device');
+    let key = await this.devices.findCacheKey(id);
+    while (key === undefined) {
+      key = await this.devices.addCacheKeyIfAbsent(id, randomBytes(CACHE_KEY_BYTES).toString('base64'));
+    }
+    return { key };
+  }
+
+  /**
+   * Forgets the device's cache key, so that whatever was encrypted with it can no longer be read;
+   * the next request creates a new one. The owner or an admin (retiring a lost PC) may. The audit
+   * event never carries the key.
+   */
+  async revokeCacheKey(actor: Actor, id: string): Promise<void> {
+    const device = await this.requireOwned(actor, id);
+    const hadKey = await this.devices.deleteCacheKey(id);
+    await this.audit.record(actor, {
+      action: 'device.cache_key_revoked',
+      targetType: 'device',
+      targetId: id,
+      details: { ownerId: device.ownerId, hadKey },
+    });
   }
 
   /** A device the actor registered (admins may use any). */

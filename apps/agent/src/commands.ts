@@ -1,0 +1,493 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { ParseArgsConfig } from 'node:util';
+import { UpcClient } from '@upc/protocol';
+import { AgentError, EXIT } from './exit-codes.js';
+import { exportImage, importImage, runFile } from './image.js';
+import { history, restore } from './history.js';
+import { formatBytes } from './progress.js';
+import {
+  DEFAULT_WORKSPACE,
+  callDaemon,
+  type DaemonStatus,
+  ensureDaemon,
+  homeOf,
+  login,
+  type LoginReport,
+  logout,
+} from './session.js';
+import { checkServerUrl, type Settings } from './settings.js';
+import { AgentHome } from './state.js';
+
+export interface CommandArgs {
+  positionals: string[];
+  /** What followed `--`. */
+  passthrough: string[];
+  values: Record<string, unknown>;
+  settings: Settings;
+}
+
+export interface Command {
+  /** The words that select it, e.g. ['admin', 'user', 'add']. */
+  path: string[];
+  usage: string;
+  summary: string;
+  details?: string;
+  options: ParseArgsConfig['options'];
+  /** Resolves to the exit code (default 0). */
+  run(args: CommandArgs): Promise<number | undefined>;
+}
+
+const COMMON = {
+  server: { type: 'string' },
+  'insecure-http': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const commands: Command[] = [
+  {
+    path: ['login'],
+    usage: 'upc login --user NAME [--workspace NAME] [--password-stdin] [--take-over] [--json]',
+    summary: 'sign in, take the workspace, restore it and start syncing',
+    details: `
+The password comes from standard input with --password-stdin, else UPC_PASSWORD, else a prompt.
+The workspace (default "${DEFAULT_WORKSPACE}") is created on first use. --take-over takes the workspace
+from the PC that holds it; that PC keeps its unsynced changes as a conflict version.
+`,
+    options: {
+      ...COMMON,
+      user: { type: 'string', short: 'u' },
+      workspace: { type: 'string', short: 'w' },
+      'password-stdin': { type: 'boolean' },
+      'take-over': { type: 'boolean' },
+    },
+    async run({ values, settings, positionals }) {
+      noPositionals(positionals);
+      const server = serverUrl(settings, values);
+      const user = stringOption(values.user) ?? settings.user;
+      if (!user) throw new AgentError('give --user NAME (or set UPC_USER)', EXIT.usage);
+      const password =
+        values['password-stdin'] === true
+          ? await readStdinLine('password')
+          : (settings.password ?? (await promptPassword()));
+      const report = await login(new AgentHome(settings.home), {
+        server,
+        user,
+        password,
+        workspace: stringOption(values.workspace) ?? DEFAULT_WORKSPACE,
+        takeOver: values['take-over'] === true,
+        deviceName: settings.deviceName,
+        quiet: values.json === true,
+      });
+      print(values, report, describeLogin(report, user, settings.deviceName));
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['status'],
+    usage: 'upc status [--json]',
+    summary: "the session: workspace, version, pending changes, last sync, whether it's safe to leave",
+    options: COMMON,
+    async run({ values, settings }) {
+      const home = new AgentHome(settings.home);
+      const session = await home.readSession();
+      if (!session) {
+        print(values, { session: null }, 'not logged in on this PC');
+        return EXIT.ok;
+      }
+      const status = await ensureDaemon(home);
+      print(values, { ...status, home: homeOf(session) }, describeStatus(status));
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['sync'],
+    usage: 'upc sync [--json]',
+    summary: 'return once every change made so far is durable on the server',
+    options: COMMON,
+    async run({ values, settings }) {
+      const home = new AgentHome(settings.home);
+      await home.requireSession();
+      await ensureDaemon(home);
+      const answer = await callDaemon(home, 'POST', '/sync');
+      if (answer.status !== 200) throw notDurable(answer.status, answer.body);
+      print(
+        values,
+        answer.body,
+        answer.body.committed === true
+          ? `saved as version ${answer.body.versionId ?? '?'}`
+          : `nothing to save; version ${answer.body.versionId ?? '(empty)'} holds everything`,
+      );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['logout'],
+    usage: 'upc logout [--keep-local] [--json]',
+    summary: 'save everything, end the session and leave this PC as it was',
+    details: `
+The files are wiped only after a final "logout" version is durable; if that cannot be done the
+command fails and keeps everything. --keep-local keeps a copy of the files under UPC_HOME/kept.
+`,
+    options: { ...COMMON, 'keep-local': { type: 'boolean' } },
+    async run({ values, settings }) {
+      const report = await logout(new AgentHome(settings.home), { keepLocal: values['keep-local'] === true });
+      const saved =
+        report.kind === 'conflict'
+          ? `another PC had taken the workspace; your changes are kept as conflict version ${report.version ?? '?'}`
+          : `saved as version ${report.version ?? '(empty)'}`;
+      print(
+        values,
+        report,
+        `logged out of "${report.workspace.name}": ${saved}${report.kept ? `; local copy kept in ${report.kept}` : ''} (${Math.round(report.timings.totalMs)} ms)`,
+      );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['exec'],
+    usage: 'upc exec -- CMD [ARGS...]',
+    summary: "run a command in the session (HOME is the workspace's home)",
+    options: { help: COMMON.help },
+    async run({ passthrough, positionals, settings }) {
+      const argv = passthrough.length > 0 ? passthrough : positionals;
+      if (argv.length === 0) throw new AgentError('give the command after --: upc exec -- CMD', EXIT.usage);
+      return runInSession(new AgentHome(settings.home), argv);
+    },
+  },
+  {
+    path: ['shell'],
+    usage: 'upc shell',
+    summary: 'an interactive shell in the session',
+    options: { help: COMMON.help },
+    async run({ settings }) {
+      return runInSession(new AgentHome(settings.home), [process.env.SHELL ?? '/bin/sh']);
+    },
+  },
+  {
+    path: ['history'],
+    usage: 'upc history [--workspace NAME] [--limit N] [--json]',
+    summary: 'the versions of the workspace: id, kind, PC and time',
+    options: { ...COMMON, workspace: { type: 'string', short: 'w' }, limit: { type: 'string' } },
+    async run({ values, settings }) {
+      const limit = Number(stringOption(values.limit) ?? '50');
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
+        throw new AgentError('--limit must be a whole number from 1 to 500', EXIT.usage);
+      }
+      const rows = await history(new AgentHome(settings.home), {
+        connect: () => signedIn(settings, values),
+        workspace: stringOption(values.workspace),
+        limit,
+      });
+      const lines = rows.map(
+        (v) => `${v.id}  ${v.kind.padEnd(10)} ${v.time}  ${v.device ?? '-'}${v.head ? '  (HEAD)' : ''}`,
+      );
+      print(values, rows, lines.length > 0 ? lines.join('\n') : 'no versions yet');
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['restore'],
+    usage: 'upc restore VERSION [--path P] [--json]',
+    summary: 'roll the workspace, or one path, back to VERSION, as a new version',
+    details: `
+VERSION is a version id or a unique prefix of one (see upc history). P is relative to the
+workspace's home folder. The session's files change in place and the result is committed.
+`,
+    options: { ...COMMON, path: { type: 'string' } },
+    async run({ positionals, values, settings }) {
+      const [version] = positionals;
+      if (!version || positionals.length > 1) throw new AgentError('give exactly one VERSION', EXIT.usage);
+      const result = await restore(new AgentHome(settings.home), version, stringOption(values.path));
+      print(
+        values,
+        result,
+        `restored ${result.path ?? 'the workspace'} from ${result.from}: now version ${result.versionId ?? '?'}`,
+      );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['image', 'export'],
+    usage: 'upc image export --out FILE [--workspace NAME] [--version ID] [--json]',
+    summary: 'write a workspace version (default HEAD) into a portable .upc file',
+    options: {
+      ...COMMON,
+      out: { type: 'string', short: 'o' },
+      workspace: { type: 'string', short: 'w' },
+      version: { type: 'string' },
+    },
+    async run({ values, settings }) {
+      const out = stringOption(values.out);
+      if (!out) throw new AgentError('give --out FILE', EXIT.usage);
+      const result = await exportImage(new AgentHome(settings.home), {
+        connect: () => signedIn(settings, values),
+        workspace: stringOption(values.workspace),
+        version: stringOption(values.version),
+        out,
+        quiet: values.json === true,
+      });
+      print(
+        values,
+        result,
+        `exported version ${result.version} of "${result.workspace}" to ${result.file} (${result.objects} objects, ${formatBytes(result.bytes)})`,
+      );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['image', 'import'],
+    usage: 'upc image import FILE [--workspace NAME] [--json]',
+    summary: "bring a .upc file in as the workspace's new HEAD",
+    options: { ...COMMON, workspace: { type: 'string', short: 'w' } },
+    async run({ positionals, values, settings }) {
+      const [file] = positionals;
+      if (!file || positionals.length > 1) throw new AgentError('give exactly one FILE', EXIT.usage);
+      const result = await importImage(new AgentHome(settings.home), {
+        connect: () => signedIn(settings, values),
+        file,
+        workspace: stringOption(values.workspace),
+        deviceName: settings.deviceName,
+        quiet: values.json === true,
+      });
+      print(
+        values,
+        result,
+        `imported ${file} into "${result.workspace}" as version ${result.version} (${result.uploaded} objects uploaded)`,
+      );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['run'],
+    usage: 'upc run FILE [--json] [-- CMD [ARGS...]]',
+    summary: 'work from a .upc file with no server; changes are saved back into the file',
+    details: `
+Without CMD the session stays open (use upc exec, upc shell, upc status, upc logout as usual).
+With CMD, the command runs in the session and the session is closed when it ends.
+`,
+    options: COMMON,
+    async run({ positionals, passthrough, values, settings }) {
+      const [file] = positionals;
+      if (!file || positionals.length > 1) throw new AgentError('give exactly one FILE', EXIT.usage);
+      const home = new AgentHome(settings.home);
+      const report = await runFile(home, file, { quiet: values.json === true });
+      if (passthrough.length === 0) {
+        print(
+          values,
+          report,
+          `working from ${file}\n  your files: ${report.home}\n  upc logout saves and closes it`,
+        );
+        return EXIT.ok;
+      }
+      const code = await runInSession(home, passthrough);
+      await logout(home, { keepLocal: false });
+      return code;
+    },
+  },
+  {
+    path: ['device', 'keep-cache'],
+    usage: 'upc device keep-cache on|off',
+    summary: 'keep an encrypted object cache on this PC between sessions (default off: wipe)',
+    options: { help: COMMON.help },
+    async run({ positionals, settings }) {
+      const [state] = positionals;
+      if (state !== 'on' && state !== 'off') throw new AgentError('say on or off', EXIT.usage);
+      const home = new AgentHome(settings.home);
+      await home.writeDevicePreferences({
+        ...(await home.readDevicePreferences()),
+        keepCache: state === 'on',
+      });
+      process.stdout.write(
+        state === 'on'
+          ? 'this PC keeps an encrypted cache between sessions; only the user it belongs to can unlock it\n'
+          : 'this PC wipes its cache at logout\n',
+      );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['admin', 'user', 'add'],
+    usage: 'upc admin user add NAME [--admin] < password',
+    summary: 'create a user; the new password is read from standard input',
+    options: { ...COMMON, admin: { type: 'boolean' } },
+    async run({ positionals, values, settings }) {
+      const [username] = positionals;
+      if (!username || positionals.length > 1) throw new AgentError('give exactly one user name', EXIT.usage);
+      const password = await readStdinLine('new password');
+      const client = await signedIn(settings, values);
+      const user = await client.createUser({
+        username,
+        password,
+        role: values.admin === true ? 'admin' : 'user',
+      });
+      print(
+        values,
+        user,
+        `created ${user.role === 'admin' ? 'admin' : 'user'} ${user.username} (${user.id})`,
+      );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['admin', 'user', 'list'],
+    usage: 'upc admin user list [--json]',
+    summary: 'list the users',
+    options: COMMON,
+    async run({ values, settings }) {
+      const users = await (await signedIn(settings, values)).listUsers();
+      const lines = users.map(
+        (u) =>
+          `${u.username.padEnd(24)} ${u.role.padEnd(6)} ${u.disabled ? 'disabled' : 'active  '} ${u.createdAt}`,
+      );
+      print(values, users, lines.length > 0 ? lines.join('\n') : 'no users');
+      return EXIT.ok;
+    },
+  },
+];
+
+/** A sync the daemon could not make durable, said plainly. */
+export function notDurable(status: number, body: DaemonStatus): AgentError {
+  if (status === 401) {
+    return new AgentError(
+      'your sign-in has expired or was revoked; run upc login again (your changes are kept on this PC)',
+      EXIT.denied,
+    );
+  }
+  if (status === 503) {
+    return new AgentError(
+      `not durable yet: the server cannot be reached (${body.error ?? 'no answer'}); your changes are kept on this PC and sent when it is back`,
+      EXIT.unreachable,
+    );
+  }
+  return new AgentError(
+    `not durable yet: ${body.error ?? 'unknown error'}; your changes are kept on this PC`,
+  );
+}
+
+function stringOption(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function noPositionals(positionals: string[]): void {
+  if (positionals.length > 0) throw new AgentError(`unexpected "${positionals.join(' ')}"`, EXIT.usage);
+}
+
+function serverUrl(settings: Settings, values: Record<string, unknown>): string {
+  const server = stringOption(values.server) ?? settings.server;
+  return checkServerUrl(server, values['insecure-http'] === true).toString();
+}
+
+/**
+ * A client for commands that work outside a session: the session's token when there is one,
+ * else signed in as UPC_USER / UPC_PASSWORD.
+ */
+async function signedIn(settings: Settings, values: Record<string, unknown>): Promise<UpcClient> {
+  const server = serverUrl(settings, values);
+  if (!settings.user || !settings.password) {
+    throw new AgentError('set UPC_USER and UPC_PASSWORD to the account to act as', EXIT.usage);
+  }
+  const client = new UpcClient({ baseUrl: server });
+  await client.login(settings.user, settings.password);
+  return client;
+}
+
+async function readStdinLine(what: string): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write(`${what}: `);
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += (chunk as Buffer).toString();
+    if (process.stdin.isTTY && text.includes('\n')) break;
+  }
+  const line = text.split(/\r?\n/)[0] ?? '';
+  if (line === '') throw new AgentError(`no ${what} on standard input`, EXIT.usage);
+  return line;
+}
+
+/** Asks for the password on the terminal without echoing it. */
+async function promptPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    throw new AgentError(
+      'no password: use --password-stdin, set UPC_PASSWORD, or run on a terminal',
+      EXIT.usage,
+    );
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const output = rl as unknown as { _writeToOutput: (text: string) => void };
+  process.stderr.write('password: ');
+  output._writeToOutput = () => undefined; // typed characters are not shown
+  const password = await new Promise<string>((resolve) => {
+    rl.question('', resolve);
+  });
+  rl.close();
+  process.stderr.write('\n');
+  if (password === '') throw new AgentError('no password given', EXIT.usage);
+  return password;
+}
+
+function print(values: Record<string, unknown>, data: unknown, text: string): void {
+  process.stdout.write(values.json === true ? `${JSON.stringify(data, null, 2)}\n` : `${text}\n`);
+}
+
+async function runInSession(home: AgentHome, argv: string[]): Promise<number> {
+  const session = await home.requireSession();
+  await ensureDaemon(home);
+  const [program, ...args] = argv as [string, ...string[]];
+  const child = spawn(program, args, {
+    cwd: homeOf(session),
+    stdio: 'inherit',
+    env: { ...process.env, HOME: homeOf(session), UPC_SESSION: session.id, UPC_WORKSPACE: session.path },
+  });
+  return new Promise((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'ENOENT'
+          ? new AgentError(`command not found: ${program}`, 127)
+          : new AgentError(`cannot run ${program}: ${error.message}`),
+      );
+    });
+    child.once('exit', (code, signal) => {
+      resolve(code ?? (signal ? 128 + 15 : 1));
+    });
+  });
+}
+
+function describeLogin(report: LoginReport, user: string, deviceName: string): string {
+  const t = report.timings;
+  const row = (label: string, value: number) =>
+    `  ${label.padEnd(20)} ${String(Math.round(value)).padStart(7)} ms`;
+  return [
+    report.resumed
+      ? `session resumed: ${user} on ${deviceName}, workspace "${report.workspace.name}"`
+      : `logged in as ${user} on ${deviceName}: workspace "${report.workspace.name}" at version ${report.version ?? '(new, empty)'}`,
+    `  your files: ${report.home}`,
+    `  restored ${report.restored.entries} entries, ${formatBytes(report.restored.bytes)}; fetched ${report.fetched.objects} objects, ${formatBytes(report.fetched.bytes)}`,
+    row('gather information', t.gatherMs),
+    row('fetch', t.fetchMs),
+    row('materialize', t.materializeMs),
+    row('mount', t.mountMs),
+    row('desktop', t.desktopMs),
+    row('total', t.totalMs),
+  ].join('\n');
+}
+
+function describeStatus(s: DaemonStatus): string {
+  const lines = [
+    `session ${s.session} (${s.mode}), workspace "${s.workspace.name}"`,
+    `  files:     ${s.path}`,
+    `  version:   ${s.version ?? '(none yet)'}`,
+    `  state:     ${s.state}${s.offlineSince ? ` since ${s.offlineSince}; changes are queued on this PC and sent when the server is back` : ''}`,
+    `  pending:   ${s.pendingChanges} changes, ${formatBytes(s.pendingBytes)}`,
+    `  last sync: ${s.lastSync ?? 'not yet'}`,
+    `  daemon:    pid ${s.pid}`,
+  ];
+  if (s.conflict) {
+    lines.push(
+      `  conflict:  ${s.conflict.holder} took the workspace at ${s.conflict.since}; your changes are kept as conflict versions`,
+    );
+  }
+  if (s.lastError) lines.push(`  last error: ${s.lastError}`);
+  lines.push(s.safeToLeave ? '  safe to leave: yes' : '  safe to leave: no (changes not yet on the server)');
+  return lines.join('\n');
+}

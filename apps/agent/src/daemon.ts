@@ -1,0 +1,243 @@
+import { appendFileSync, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { relative, sep } from 'node:path';
+import { LocalRepository } from '@upc/image';
+import { UpcClient } from '@upc/protocol';
+import { watch } from 'chokidar';
+import { serve } from './ipc.js';
+import { LeaseKeeper } from './lease.js';
+import { FileRemote, type Remote, ServerRemote } from './remote.js';
+import { isTransient } from './retry.js';
+import { AgentHome, writeFileAtomic } from './state.js';
+import { isExcluded, Syncer } from './sync.js';
+
+/** A change is committed at most this long after the watcher reports it. */
+const DEBOUNCE_MS = 150;
+/** Waits between tries while the server cannot be reached. */
+const RETRY_MS = [500, 1000, 2000, 4000, 8000, 15000];
+const RESCAN_MS = 5 * 60_000;
+const HEARTBEAT_MS = 30_000;
+
+/**
+ * The session's sync daemon: watches the workspace folder, commits each change within about a
+ * second, keeps the lease, and answers the CLI on its socket. Started by `upc login`/`upc run`;
+ * ended by `upc logout`. `--recover` makes its first commit a `recovery` version (the daemon before
+ * it died with changes not yet committed).
+ */
+async function main(homeDir: string, recover: boolean): Promise<void> {
+  const home = new AgentHome(homeDir);
+  const log = (message: string) => {
+    appendFileSync(home.daemonLog, `${new Date().toISOString()} ${message}\n`);
+  };
+  const session = await home.requireSession();
+  const repo = await LocalRepository.open(home.objectsDir);
+  let remote: Remote;
+  let lease: LeaseKeeper | undefined;
+  let client: UpcClient | undefined;
+  if (session.mode === 'server' && session.server) {
+    client = new UpcClient({ baseUrl: session.server.url, token: session.server.token });
+    const server = session.server;
+    remote = new ServerRemote(client, () => ({
+      workspaceId: session.workspace.id,
+      deviceId: server.deviceId,
+      fencingToken: server.fencingToken,
+    }));
+    lease = new LeaseKeeper(client, home, session, log);
+  } else if (session.file) {
+    remote = await FileRemote.open(session.file, { workspace: session.workspace.name });
+  } else {
+    throw new Error('the session names neither a server nor a file');
+  }
+  const syncer = await Syncer.open(
+    home,
+    session,
+    repo,
+    remote,
+    lease ? lease.onLeaseLost : () => Promise.resolve({ holder: 'another program' }),
+    log,
+  );
+  syncer.recovering = recover;
+
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  let stopping = false;
+  const schedule = (delay: number) => {
+    if (timer || stopping) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void runSync();
+    }, delay);
+  };
+  const runSync = async (): Promise<void> => {
+    if (stopping) return;
+    try {
+      await syncer.sync('sync');
+      failures = 0;
+      if (syncer.dirty) schedule(DEBOUNCE_MS);
+    } catch (error) {
+      log(`sync failed: ${error instanceof Error ? error.message : String(error)}`);
+      if (isTransient(error)) {
+        schedule(RETRY_MS[Math.min(failures++, RETRY_MS.length - 1)] ?? 15000);
+      } else if ((error as { status?: number }).status !== 401) {
+        schedule(RETRY_MS.at(-1) ?? 15000);
+      }
+    }
+  };
+
+  const root = home.workspaceDir;
+  const timers = [
+    setInterval(() => {
+      syncer.noteUnknownChanges();
+      schedule(0);
+    }, RESCAN_MS),
+    setInterval(() => {
+      // The session was wiped under us (by hand, or a test's cleanup): nothing left to sync.
+      if (!existsSync(home.sessionFile)) void shutdown(0);
+    }, 5000),
+  ];
+  if (lease && client && session.server) {
+    const deviceId = session.server.deviceId;
+    const keeper = lease;
+    const api = client;
+    timers.push(
+      setInterval(() => {
+        keeper.renew().then(
+          (outcome) => {
+            if (outcome !== 'held') syncer.enterConflict(outcome.holder);
+          },
+          (error: unknown) => {
+            log(`lease renewal failed: ${(error as Error).message}`);
+          },
+        );
+      }, 10_000),
+      setInterval(() => {
+        api.heartbeat(deviceId).catch(() => undefined);
+      }, HEARTBEAT_MS),
+    );
+  }
+
+  const status = () => ({
+    pid: process.pid,
+    session: session.id,
+    mode: session.mode,
+    workspace: session.workspace,
+    version: session.committed.versionId,
+    root: session.committed.root,
+    path: root,
+    ...(session.conflict ? { conflict: session.conflict } : {}),
+    ...syncer.state(),
+    recovered: syncer.recoveredVersion,
+    safeToLeave: !syncer.dirty && syncer.state().state === 'clean',
+  });
+
+  const stop = async (kind: 'logout' | 'sync') => {
+    stopping = true;
+    if (timer) clearTimeout(timer);
+    const result = await syncer.sync(kind === 'logout' && !session.conflict ? 'logout' : 'sync', {
+      full: true,
+      always: kind === 'logout' && !session.conflict,
+    });
+    await syncer.saveCache(true);
+    return result;
+  };
+
+  const server = await serve(home.socketPath, {
+    'GET /status': () => Promise.resolve({ status: 200, body: status() }),
+    'POST /sync': async (body) => {
+      try {
+        const result = await syncer.sync(body.kind === 'checkpoint' ? 'checkpoint' : 'sync', { full: true });
+        return { status: 200, body: { ...result, ...status() } };
+      } catch (error) {
+        return { status: failureStatus(error), body: { error: (error as Error).message, ...status() } };
+      }
+    },
+    'POST /reload': async () => {
+      const fresh = await home.requireSession();
+      if (fresh.server && session.server && client) {
+        session.server.token = fresh.server.token;
+        client.token = fresh.server.token;
+      }
+      schedule(0);
+      return { status: 200, body: status() };
+    },
+    'POST /stop': async (body) => {
+      const kind = body.logout === true ? 'logout' : 'sync';
+      try {
+        const result = await stop(kind);
+        setImmediate(() => void shutdown(0));
+        return { status: 200, body: { ...result, ...status() } };
+      } catch (error) {
+        stopping = false;
+        schedule(RETRY_MS[0] ?? 500);
+        return { status: failureStatus(error), body: { error: (error as Error).message, ...status() } };
+      }
+    },
+  });
+  await writeFileAtomic(
+    home.daemonFile,
+    JSON.stringify({ pid: process.pid, socket: home.socketPath }) + '\n',
+  );
+  log(`daemon ${process.pid} serving ${home.socketPath}`);
+
+  const watcher = watch(root, {
+    ignoreInitial: true,
+    atomic: false,
+    followSymlinks: false,
+    ignored: (path: string) => isExcluded(relative(root, path).split(sep).join('/')),
+  });
+  watcher.on('all', (_event, path) => {
+    syncer.noteChange(relative(root, path).split(sep).join('/'));
+    schedule(DEBOUNCE_MS);
+  });
+  watcher.on('error', (error) => {
+    log(`watcher: ${error instanceof Error ? error.message : String(error)}`);
+    syncer.noteUnknownChanges();
+    schedule(DEBOUNCE_MS);
+  });
+  watcher.once('ready', () => {
+    // Anything written before the watcher was ready is found by this first, full snapshot.
+    log(`watching ${root}`);
+    syncer.noteUnknownChanges();
+    schedule(0);
+  });
+
+  const shutdown = async (code: number) => {
+    for (const t of timers) clearInterval(t);
+    if (timer) clearTimeout(timer);
+    await watcher.close();
+    server.close();
+    await rm(home.socketPath, { force: true });
+    await rm(home.daemonFile, { force: true });
+    repo.close();
+    if (remote instanceof FileRemote) await remote.close();
+    log(`daemon ${process.pid} stopped`);
+    process.exit(code);
+  };
+  const onSignal = () => {
+    // The PC is shutting down: save what can be saved; what cannot stays on disk for recovery.
+    stop('sync').then(
+      () => void shutdown(0),
+      () => void shutdown(1),
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}
+
+/** How a failed sync is answered: 503 the server is unreachable, 401 signed out, 500 otherwise. */
+function failureStatus(error: unknown): number {
+  if (isTransient(error)) return 503;
+  return (error as { status?: number }).status === 401 ? 401 : 500;
+}
+
+const [homeDir, flag] = process.argv.slice(2);
+if (!homeDir) {
+  process.stderr.write('usage: daemon.js UPC_HOME [--recover]\n');
+  process.exit(2);
+}
+main(homeDir, flag === '--recover').catch((error: unknown) => {
+  process.stderr.write(
+    `upc daemon: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { decodeTree, type Entry, hashTree, LocalRepository, materialize } from '@upc/image';
+import { UpcClient, type Version } from '@upc/protocol';
+import { AgentError, EXIT } from './exit-codes.js';
+import { fetchVersion } from './objects.js';
+import { withRetry } from './retry.js';
+import { callDaemon, DEFAULT_WORKSPACE, ensureDaemon, IMAGE_MOUNT_POINT } from './session.js';
+import type { AgentHome, SessionRecord } from './state.js';
+
+export interface HistoryRow {
+  id: string;
+  kind: Version['kind'];
+  /** The PC's name. */
+  device: string | null;
+  deviceId: string | null;
+  time: string;
+  parentId: string | null;
+  head: boolean;
+  stats: Record<string, number>;
+}
+
+interface Target {
+  client: UpcClient;
+  workspace: { id: string; name: string; headVersionId: string | null };
+}
+
+/** The session's workspace, or (outside a session, or for another name) one found by name. */
+async function target(
+  home: AgentHome,
+  connect: () => Promise<UpcClient>,
+  name: string | undefined,
+): Promise<Target> {
+  const session = await home.readSession();
+  if (session?.server && (name === undefined || name === session.workspace.name)) {
+    const client = new UpcClient({ baseUrl: session.server.url, token: session.server.token });
+    return { client, workspace: await client.getWorkspace(session.workspace.id) };
+  }
+  const client = await connect();
+  const wanted = name ?? DEFAULT_WORKSPACE;
+  const workspace = (await client.listWorkspaces()).find((w) => w.name === wanted);
+  if (!workspace) throw new AgentError(`you have no workspace named "${wanted}"`);
+  return { client, workspace };
+}
+
+export async function history(
+  home: AgentHome,
+  options: { connect: () => Promise<UpcClient>; workspace: string | undefined; limit: number },
+): Promise<HistoryRow[]> {
+  const { client, workspace } = await target(home, options.connect, options.workspace);
+  const [versions, devices] = await Promise.all([
+    client.listVersions(workspace.id, { limit: options.limit }),
+    client.listDevices(),
+  ]);
+  const names = new Map(devices.map((d) => [d.id, d.name]));
+  return versions.map((v) => ({
+    id: v.id,
+    kind: v.kind,
+    device: v.deviceId ? (names.get(v.deviceId) ?? v.deviceId) : null,
+    deviceId: v.deviceId,
+    time: v.createdAt,
+    parentId: v.parentId,
+    head: v.id === workspace.headVersionId,
+    stats: v.stats,
+  }));
+}
+
+/** A version named by its id or a unique prefix of one. */
+async function findVersion(client: UpcClient, workspaceId: string, wanted: string): Promise<Version> {
+  if (!/^[0-9a-f-]{4,36}$/.test(wanted)) throw new AgentError(`"${wanted}" is not a version id`, EXIT.usage);
+  if (wanted.length === 36) return client.getVersion(workspaceId, wanted);
+  const matches = (await client.listVersions(workspaceId, { limit: 500 })).filter((v) =>
+    v.id.startsWith(wanted),
+  );
+  if (matches.length === 1 && matches[0]) return matches[0];
+  throw new AgentError(
+    matches.length === 0
+      ? `no version starts with ${wanted} (see upc history)`
+      : `${wanted} matches ${matches.length} versions; give more of the id`,
+    EXIT.usage,
+  );
+}
+
+/** A path under the workspace's home, as tree path parts; nothing that could leave it. */
+function homePath(path: string): string[] {
+  const normal = posix.normalize(path.replaceAll('\\', '/'));
+  if (posix.isAbsolute(normal) || normal === '..' || normal.startsWith('../') || normal === '.') {
+    throw new AgentError(`--path must be a path inside your home folder, not ${path}`, EXIT.usage);
+  }
+  return ['home', ...normal.split('/').filter((p) => p !== '')];
+}
+
+async function entryAt(repo: LocalRepository, root: string, parts: string[]): Promise<Entry | undefined> {
+  let tree = root;
+  for (const [i, name] of parts.entries()) {
+    const entry = decodeTree(await repo.read(tree), tree).entries.find((e) => e.name === name);
+    if (!entry || i === parts.length - 1) return entry;
+    if (entry.type !== 'dir') return undefined;
+    tree = entry.tree;
+  }
+  return undefined;
+}
+
+/**
+ * Rolls the session's workspace (or one path in it) back to a version: the version's files replace
+ * the current ones in the session folder, and the result is committed as a new `checkpoint`
+ * version, so nothing in between is lost from history.
+ */
+export async function restore(
+  home: AgentHome,
+  wanted: string,
+  path: string | undefined,
+): Promise<{ from: string; path: string | null; versionId: string | null }> {
+  const session: SessionRecord = await home.requireSession();
+  if (!session.server)
+    throw new AgentError('restore works on server workspaces; this session is a .upc file');
+  const parts = path === undefined ? undefined : homePath(path);
+  const client = new UpcClient({ baseUrl: session.server.url, token: session.server.token });
+  const version = await findVersion(client, session.workspace.id, wanted);
+  await ensureDaemon(home);
+  const before = await callDaemon(home, 'POST', '/sync');
+  if (before.status !== 200) {
+    throw new AgentError(
+      `cannot restore while changes are not saved: ${before.body.error ?? ''}`,
+      EXIT.unreachable,
+    );
+  }
+
+  const repo = await LocalRepository.open(home.objectsDir);
+  const staging = join(home.sessionDir, `restore-${randomBytes(4).toString('hex')}`);
+  try {
+    await fetchVersion(repo, version.rootTree, (hash) =>
+      withRetry(() => client.downloadObject(session.workspace.id, hash)),
+    );
+    if (parts === undefined) {
+      await materialize(repo, version.rootTree, staging, { mountPoint: IMAGE_MOUNT_POINT });
+      for (const name of await readdir(session.path)) {
+        await rm(join(session.path, name), { recursive: true, force: true });
+      }
+      for (const name of await readdir(staging)) await rename(join(staging, name), join(session.path, name));
+      await mkdir(join(session.path, 'home'), { recursive: true, mode: 0o700 });
+    } else {
+      const entry = await entryAt(repo, version.rootTree, parts);
+      const destination = join(session.path, ...parts);
+      if (entry) {
+        // A one-entry tree holding just that file, folder or link, restored beside the workspace.
+        const { hash, bytes } = hashTree({ entries: [entry] });
+        await repo.write(bytes, hash);
+        await repo.flush();
+        await materialize(repo, hash, staging, { mountPoint: IMAGE_MOUNT_POINT });
+        await rm(destination, { recursive: true, force: true });
+        await mkdir(join(destination, '..'), { recursive: true });
+        await rename(join(staging, entry.name), destination);
+      } else {
+        // It did not exist then: rolling it back removes it.
+        await rm(destination, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    repo.close();
+    await rm(staging, { recursive: true, force: true });
+  }
+  const after = await callDaemon(home, 'POST', '/sync', { kind: 'checkpoint' });
+  if (after.status !== 200) {
+    throw new AgentError(
+      `restored on this PC, but not yet saved: ${after.body.error ?? ''}; it is sent when the server is back`,
+      EXIT.unreachable,
+    );
+  }
+  return { from: version.id, path: path ?? null, versionId: after.body.versionId ?? null };
+}

@@ -1,0 +1,73 @@
+import { ApiError, type UpcClient } from '@upc/protocol';
+import type { LeaseLostError } from './remote.js';
+import type { AgentHome, SessionRecord } from './state.js';
+
+/** The name of the PC a `lease_held` answer names, and since when. */
+export function holderOf(error: ApiError): { name: string; since: string } | undefined {
+  const holder = error.problem.holder as { deviceName?: string; since?: string } | null | undefined;
+  if (!holder?.deviceName) return undefined;
+  return { name: holder.deviceName, since: holder.since ?? '' };
+}
+
+/**
+ * Keeps this PC's lease on the workspace: renews it before it expires, and when it turns out
+ * lost, takes it back if nobody else has it and HEAD is still this PC's last version.
+ */
+export class LeaseKeeper {
+  constructor(
+    private readonly client: UpcClient,
+    private readonly home: AgentHome,
+    private readonly session: SessionRecord,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  private get server(): NonNullable<SessionRecord['server']> {
+    if (!this.session.server) throw new Error('not a server session');
+    return this.session.server;
+  }
+
+  /** Renews the lease; a lost lease is regained if it can be. Transient failures are thrown. */
+  async renew(): Promise<'held' | { holder: string }> {
+    if (this.session.conflict) return { holder: this.session.conflict.holder };
+    try {
+      await this.client.renewLease(this.session.workspace.id, this.server.deviceId, this.server.fencingToken);
+      return 'held';
+    } catch (error) {
+      if (
+        error instanceof ApiError &&
+        (error.code === 'lease_not_held' || error.code === 'stale_fencing_token')
+      ) {
+        const outcome = await this.regain();
+        return outcome === 'retry' ? 'held' : outcome;
+      }
+      throw error;
+    }
+  }
+
+  /** For the syncer: a commit was refused for the lease. */
+  onLeaseLost = async (_error: LeaseLostError): Promise<'retry' | { holder: string }> => this.regain();
+
+  private async regain(): Promise<'retry' | { holder: string }> {
+    const workspaceId = this.session.workspace.id;
+    try {
+      const lease = await this.client.acquireLease(workspaceId, this.server.deviceId);
+      const workspace = await this.client.getWorkspace(workspaceId);
+      if (workspace.headVersionId !== this.session.committed.versionId) {
+        // Someone else committed while this PC was away: its changes must not overwrite theirs.
+        await this.client
+          .releaseLease(workspaceId, this.server.deviceId, lease.fencingToken)
+          .catch(() => undefined);
+        return { holder: 'a newer version committed elsewhere' };
+      }
+      this.server.fencingToken = lease.fencingToken;
+      await this.home.writeSession(this.session);
+      this.log(`lease regained with fencing token ${lease.fencingToken}`);
+      return 'retry';
+    } catch (error) {
+      if (error instanceof ApiError && error.code === 'lease_held') {
+        return { holder: holderOf(error)?.name ?? 'another PC' };
+      }
+      throw error;
+    }
+  }
+}

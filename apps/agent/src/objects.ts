@@ -1,0 +1,113 @@
+import { decodeObject, decodeTree, type LocalRepository, type ObjectReader, type Tree } from '@upc/image';
+
+/**
+ * The objects `newRoot` reaches that `oldRoot` does not, found by walking both trees side by side
+ * and skipping every subtree whose id did not change: the cost follows the change, not the
+ * workspace. Trees `oldRoot` reaches that cannot be read count as absent (the server is asked).
+ */
+export async function newObjects(reader: ObjectReader, oldRoot: string | undefined, newRoot: string) {
+  const found = new Set<string>();
+  const readTree = async (hash: string | undefined): Promise<Tree | undefined> => {
+    if (hash === undefined) return undefined;
+    try {
+      return decodeTree(await reader.read(hash), hash);
+    } catch {
+      return undefined;
+    }
+  };
+  const walk = async (before: string | undefined, after: string): Promise<void> => {
+    if (before === after) return;
+    found.add(after);
+    const tree = decodeTree(await reader.read(after), after);
+    const old = new Map((await readTree(before))?.entries.map((e) => [e.name, e]));
+    for (const entry of tree.entries) {
+      const previous = old.get(entry.name);
+      if (entry.type === 'dir') {
+        await walk(previous?.type === 'dir' ? previous.tree : undefined, entry.tree);
+      } else if (entry.type === 'file') {
+        const kept = previous?.type === 'file' ? new Set(previous.chunks) : undefined;
+        for (const chunk of entry.chunks) if (!kept?.has(chunk)) found.add(chunk);
+      }
+    }
+  };
+  await walk(oldRoot, newRoot);
+  return [...found];
+}
+
+/**
+ * Fetches the version `root` into `repo`: trees level by level, then every chunk the repository
+ * lacks, `concurrency` at a time. Each object is checked against its id before it is stored.
+ */
+export async function fetchVersion(
+  repo: LocalRepository,
+  root: string,
+  download: (hash: string) => Promise<Uint8Array>,
+  options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<{ objects: number; bytes: number; fileBytes: number }> {
+  let fetched = 0;
+  let fileBytes = 0;
+  let fetchedBytes = 0;
+  const fetchOne = async (hash: string): Promise<void> => {
+    const stored = await download(hash);
+    await decodeObject(hash, stored); // throws unless the plaintext hashes to `hash`
+    await repo.writeStored(hash, stored);
+    fetched++;
+    fetchedBytes += stored.length;
+  };
+  const concurrency = options.concurrency ?? 8;
+  const chunks = new Map<string, number>();
+  let level = [root];
+  const seen = new Set<string>();
+  while (level.length > 0) {
+    const missing = level.filter((hash) => !repo.has(hash));
+    await pool(missing, concurrency, fetchOne);
+    const next: string[] = [];
+    for (const hash of level) {
+      for (const entry of decodeTree(await repo.read(hash), hash).entries) {
+        if (entry.type === 'dir' && !seen.has(entry.tree)) {
+          seen.add(entry.tree);
+          next.push(entry.tree);
+        } else if (entry.type === 'file') {
+          fileBytes += entry.size;
+          // Sizes are per file; spread evenly over its chunks, they are good enough for progress.
+          const share = entry.chunks.length > 0 ? entry.size / entry.chunks.length : 0;
+          for (const chunk of entry.chunks) chunks.set(chunk, share);
+        }
+      }
+    }
+    level = next;
+  }
+  const wanted = [...chunks.keys()].filter((hash) => !repo.has(hash));
+  const total = wanted.reduce((sum, hash) => sum + (chunks.get(hash) ?? 0), 0);
+  let done = 0;
+  await pool(wanted, concurrency, async (hash) => {
+    await fetchOne(hash);
+    done += chunks.get(hash) ?? 0;
+    options.onProgress?.(done, total);
+  });
+  await repo.flush();
+  return { objects: fetched, bytes: fetchedBytes, fileBytes };
+}
+
+/** Runs `task` over `items`, at most `concurrency` at once; the first failure rejects. */
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    while (next < items.length && failure === undefined) {
+      const item = items[next++] as T;
+      try {
+        await task(item);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  if (failure !== undefined)
+    throw failure instanceof Error ? failure : new Error('a task failed', { cause: failure });
+}

@@ -1,0 +1,433 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rename } from 'node:fs/promises';
+import { platform, release } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_CHUNKER, LocalRepository, materialize, primeSnapshotCache } from '@upc/image';
+import { ApiError, UpcClient } from '@upc/protocol';
+import { loadCache, saveCache } from './cache.js';
+import { AgentError, EXIT } from './exit-codes.js';
+import { AGENT_VERSION } from './index.js';
+import { call as callSocket, DaemonUnreachable } from './ipc.js';
+import { holderOf } from './lease.js';
+import { fetchVersion } from './objects.js';
+import { Progress } from './progress.js';
+import { withRetry } from './retry.js';
+import { type AgentHome, newSessionId, type SessionRecord, writeFileAtomic } from './state.js';
+
+export const DEFAULT_WORKSPACE = 'default';
+/**
+ * Until the driver mounts each layer at its place (issue 5), the image is not mounted anywhere, so
+ * an absolute symlink in it is kept as written, like any link the user makes (docs/decisions.md).
+ */
+export const IMAGE_MOUNT_POINT = '/';
+
+/** The paper's Table 1: where login time goes. */
+export interface LoginTimings {
+  totalMs: number;
+  /** Authenticate, register the PC, find the workspace, take the lease, read HEAD. */
+  gatherMs: number;
+  /** Objects not in the local cache, fetched and verified. */
+  fetchMs: number;
+  /** The saved layers written into the session's folder. */
+  materializeMs: number;
+  /** The layers made ready for the session (the snapshot cache primed; namespaces from issue 5 on). */
+  mountMs: number;
+  /** The session started: its sync daemon up and answering. */
+  desktopMs: number;
+}
+
+export interface LoginReport {
+  session: string;
+  workspace: { id: string; name: string };
+  version: string | null;
+  path: string;
+  home: string;
+  resumed: boolean;
+  fetched: { objects: number; bytes: number; fileBytes: number };
+  restored: { entries: number; bytes: number };
+  timings: LoginTimings;
+}
+
+export interface LoginOptions {
+  server: string;
+  user: string;
+  password: string;
+  workspace: string;
+  takeOver: boolean;
+  deviceName: string;
+  quiet: boolean;
+}
+
+/** The folder the session's programs use as HOME. */
+export function homeOf(session: SessionRecord): string {
+  return join(session.path, 'home');
+}
+
+/**
+ * Logs in: authenticates, takes the lease, restores HEAD into the session folder and starts the
+ * sync daemon. A session of the same user and workspace already on this PC is resumed (a fresh
+ * token, the daemon restarted if it had died) instead.
+ */
+export async function login(home: AgentHome, options: LoginOptions): Promise<LoginReport> {
+  const started = performance.now();
+  const client = new UpcClient({ baseUrl: options.server });
+  await client.login(options.user, options.password);
+  const existing = await home.readSession();
+  if (existing) return resume(home, existing, client, options, started);
+
+  const device = await client.registerDevice({
+    machineId: home.machineId(),
+    name: options.deviceName,
+    os: `${platform()} ${release()}`,
+    agentVersion: AGENT_VERSION,
+  });
+  const workspace =
+    (await client.listWorkspaces()).find((w) => w.name === options.workspace) ??
+    (await client.createWorkspace({ name: options.workspace }));
+  let lease;
+  try {
+    lease = options.takeOver
+      ? await client.takeOverLease(workspace.id, device.id)
+      : await client.acquireLease(workspace.id, device.id);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 'lease_held') {
+      const holder = holderOf(error);
+      throw new AgentError(
+        `workspace "${workspace.name}" is in use on ${holder ? `"${holder.name}" since ${holder.since}` : 'another PC'}; ` +
+          'log out there, or use --take-over (that PC keeps its unsynced changes as a conflict version)',
+        EXIT.inUse,
+      );
+    }
+    throw error;
+  }
+  try {
+    const head = workspace.headVersionId
+      ? await client.getVersion(workspace.id, workspace.headVersionId)
+      : null;
+    const gathered = performance.now();
+
+    await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
+    const preferences = await home.readDevicePreferences();
+    const cacheKey = preferences.keepCache ? (await client.deviceCacheKey(device.id)).key : undefined;
+    if (cacheKey) await loadCache(home, device.ownerId, cacheKey);
+    const repo = await LocalRepository.open(home.objectsDir);
+    let fetched = { objects: 0, bytes: 0, fileBytes: 0 };
+    if (head) {
+      const progress = new Progress('fetching', 'bytes', process.stderr, options.quiet);
+      fetched = await fetchVersion(
+        repo,
+        head.rootTree,
+        (hash) => withRetry(() => client.downloadObject(workspace.id, hash)),
+        {
+          onProgress: (done, total) => {
+            progress.update(done, total);
+          },
+        },
+      );
+      progress.done();
+    }
+    const fetchedAt = performance.now();
+
+    let restored = { entries: 0, bytes: 0 };
+    if (head) {
+      const progress = new Progress('restoring', 'bytes', process.stderr, options.quiet);
+      restored = await materialize(repo, head.rootTree, home.workspaceDir, {
+        mountPoint: IMAGE_MOUNT_POINT,
+        onProgress: ({ bytes }) => {
+          progress.update(bytes, fetched.fileBytes);
+        },
+      });
+      progress.done();
+    }
+    await mkdir(join(home.workspaceDir, 'home'), { recursive: true, mode: 0o700 });
+    const materialized = performance.now();
+
+    const cache = head
+      ? await primeSnapshotCache(repo, head.rootTree, home.workspaceDir, {
+          chunker: head.chunker ?? DEFAULT_CHUNKER,
+        })
+      : undefined;
+    if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()));
+    repo.close();
+    const session: SessionRecord = {
+      v: 1,
+      id: newSessionId(),
+      mode: 'server',
+      startedAt: new Date().toISOString(),
+      workspace: { id: workspace.id, name: workspace.name },
+      path: home.workspaceDir,
+      committed: { versionId: head?.id ?? null, root: head?.rootTree ?? '' },
+      server: {
+        url: options.server,
+        token: client.token ?? '',
+        userId: device.ownerId,
+        username: options.user,
+        deviceId: device.id,
+        fencingToken: lease.fencingToken,
+      },
+    };
+    await home.writeSession(session);
+    const mounted = performance.now();
+
+    await startDaemon(home, false);
+    const ready = performance.now();
+    return {
+      session: session.id,
+      workspace: session.workspace,
+      version: session.committed.versionId,
+      path: session.path,
+      home: homeOf(session),
+      resumed: false,
+      fetched,
+      restored,
+      timings: {
+        totalMs: ms(ready - started),
+        gatherMs: ms(gathered - started),
+        fetchMs: ms(fetchedAt - gathered),
+        materializeMs: ms(materialized - fetchedAt),
+        mountMs: ms(mounted - materialized),
+        desktopMs: ms(ready - mounted),
+      },
+    };
+  } catch (error) {
+    // Nothing was handed to the user yet: give the workspace back and leave the PC as it was.
+    await client.releaseLease(workspace.id, device.id, lease.fencingToken).catch(() => undefined);
+    await home.wipeSession();
+    throw error;
+  }
+}
+
+async function resume(
+  home: AgentHome,
+  session: SessionRecord,
+  client: UpcClient,
+  options: LoginOptions,
+  started: number,
+): Promise<LoginReport> {
+  if (
+    session.mode !== 'server' ||
+    session.server?.username !== options.user ||
+    session.workspace.name !== options.workspace
+  ) {
+    throw new AgentError(
+      `this PC already has a session (${session.server?.username ?? session.file ?? '?'}, workspace "${session.workspace.name}"); run upc logout first`,
+      EXIT.inUse,
+    );
+  }
+  session.server.token = client.token ?? session.server.token;
+  await home.writeSession(session);
+  const gathered = performance.now();
+  const status = await ensureDaemon(home);
+  await callDaemon(home, 'POST', '/reload').catch(() => undefined);
+  const ready = performance.now();
+  return {
+    session: session.id,
+    workspace: session.workspace,
+    version: status.version,
+    path: session.path,
+    home: homeOf(session),
+    resumed: true,
+    fetched: { objects: 0, bytes: 0, fileBytes: 0 },
+    restored: { entries: 0, bytes: 0 },
+    timings: {
+      totalMs: ms(ready - started),
+      gatherMs: ms(gathered - started),
+      fetchMs: 0,
+      materializeMs: 0,
+      mountMs: 0,
+      desktopMs: ms(ready - gathered),
+    },
+  };
+}
+
+function ms(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+/** What the daemon says about the session (`upc status --json`). */
+export interface DaemonStatus {
+  pid: number;
+  session: string;
+  mode: 'server' | 'file';
+  workspace: { id: string; name: string };
+  version: string | null;
+  root: string;
+  path: string;
+  state: string;
+  pendingChanges: number;
+  pendingBytes: number;
+  lastSync: string | null;
+  lastError: string | null;
+  offlineSince: string | null;
+  conflict?: { holder: string; since: string; lastVersionId: string | null };
+  safeToLeave: boolean;
+  /** The `recovery` version the daemon committed when it took over from one that died. */
+  recovered: string | null;
+  error?: string;
+  versionId?: string | null;
+  committed?: boolean;
+}
+
+/** A request to the session's daemon; its answers carry the status, plus a result or an error. */
+export async function callDaemon(
+  home: AgentHome,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  timeoutMs?: number,
+): Promise<{ status: number; body: DaemonStatus }> {
+  const answer = await callSocket(home.socketPath, method, path, body, timeoutMs);
+  return { status: answer.status, body: answer.body as DaemonStatus };
+}
+
+const DAEMON = fileURLToPath(new URL('./daemon.js', import.meta.url));
+
+/** Starts the session's daemon and waits until it answers. */
+async function startDaemon(home: AgentHome, recover: boolean): Promise<DaemonStatus> {
+  const log = openSync(home.daemonLog, 'a', 0o600);
+  const child = spawn(process.execPath, [DAEMON, home.dir, ...(recover ? ['--recover'] : [])], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: process.env,
+  });
+  closeSync(log);
+  const started = { exited: false };
+  child.once('exit', () => {
+    started.exited = true;
+  });
+  child.unref();
+  for (let waited = 0; waited < 30_000; waited += 50) {
+    if (started.exited) {
+      const tail = (await readFile(home.daemonLog, 'utf8').catch(() => '')).trim().split('\n').slice(-5);
+      throw new AgentError(`the session daemon failed to start:\n${tail.join('\n')}`);
+    }
+    try {
+      return (await callDaemon(home, 'GET', '/status', undefined, 5000)).body;
+    } catch (error) {
+      if (!(error instanceof DaemonUnreachable)) throw error;
+    }
+    await sleep(50);
+  }
+  throw new AgentError('the session daemon did not start within 30 s; see ' + home.daemonLog);
+}
+
+/** Whether the process runs; an exited one not yet reaped by its parent (a zombie) does not. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): signal 0 is all we have
+  }
+}
+
+/**
+ * The daemon's status, starting it if it is not running. A daemon that died (killed, a crash, a
+ * power cut) is replaced by one that first commits what the session's files hold beyond the last
+ * committed version as a `recovery` version; this call waits for that.
+ */
+export async function ensureDaemon(home: AgentHome): Promise<DaemonStatus> {
+  try {
+    return (await callDaemon(home, 'GET', '/status', undefined, 30_000)).body;
+  } catch (error) {
+    if (!(error instanceof DaemonUnreachable)) throw error;
+  }
+  const previous = await readFile(home.daemonFile, 'utf8')
+    .then((text) => JSON.parse(text) as { pid: number })
+    .catch(() => undefined);
+  if (previous && alive(previous.pid)) {
+    // Starting up: its socket is not there yet.
+    for (let waited = 0; waited < 30_000; waited += 100) {
+      await sleep(100);
+      try {
+        return (await callDaemon(home, 'GET', '/status', undefined, 30_000)).body;
+      } catch (error) {
+        if (!(error instanceof DaemonUnreachable)) throw error;
+      }
+    }
+  }
+  await startDaemon(home, true);
+  const recovered = await callDaemon(home, 'POST', '/sync');
+  if (recovered.body.recovered) {
+    process.stderr.write(
+      `upc: the session's previous daemon stopped unexpectedly; its unsaved changes are now version ${recovered.body.recovered} (recovery)\n`,
+    );
+  }
+  return recovered.body;
+}
+
+export interface LogoutReport {
+  session: string;
+  workspace: { id: string; name: string };
+  version: string | null;
+  kind: 'logout' | 'conflict';
+  kept: string | null;
+  timings: { syncMs: number; totalMs: number };
+}
+
+/**
+ * Logs out: the daemon makes everything durable and commits a `logout` version; only then is the
+ * lease released and the local copy wiped (or kept with `keepLocal`). If the changes cannot be
+ * made durable, nothing is wiped and the session goes on.
+ */
+export async function logout(home: AgentHome, options: { keepLocal: boolean }): Promise<LogoutReport> {
+  const started = performance.now();
+  const session = await home.requireSession();
+  await ensureDaemon(home);
+  const stop = await callDaemon(home, 'POST', '/stop', { logout: true });
+  if (stop.status !== 200) {
+    throw new AgentError(
+      `your changes could not be saved (${stop.body.error ?? stop.body.lastError ?? 'unknown error'}). ` +
+        `Nothing was wiped: your files stay in ${session.path} and the session keeps syncing; ` +
+        'run upc logout again once the server is back',
+      stop.status === 503 ? EXIT.unreachable : EXIT.failed,
+    );
+  }
+  const synced = performance.now();
+  const daemonPid = stop.body.pid;
+  for (let waited = 0; waited < 15_000 && alive(daemonPid); waited += 50) await sleep(50);
+  const current = (await home.readSession()) ?? session;
+  let kept: string | null = null;
+  if (options.keepLocal) {
+    kept = join(
+      home.dir,
+      'kept',
+      `${current.workspace.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    );
+    await mkdir(join(kept, '..'), { recursive: true, mode: 0o700 });
+    await rename(current.path, kept);
+  }
+  if (current.mode === 'server' && current.server) {
+    const client = new UpcClient({ baseUrl: current.server.url, token: current.server.token });
+    const preferences = await home.readDevicePreferences();
+    if (preferences.keepCache) {
+      const { key } = await client.deviceCacheKey(current.server.deviceId);
+      await saveCache(home, current.server.userId, key);
+    }
+    if (!current.conflict) {
+      await client
+        .releaseLease(current.workspace.id, current.server.deviceId, current.server.fencingToken)
+        .catch(() => undefined); // it expires by itself; the logout version is what matters
+    }
+    await client.logout().catch(() => undefined);
+  }
+  await home.wipeSession();
+  return {
+    session: current.id,
+    workspace: current.workspace,
+    version: stop.body.versionId ?? current.committed.versionId,
+    kind: current.conflict ? 'conflict' : 'logout',
+    kept,
+    timings: { syncMs: ms(synced - started), totalMs: ms(performance.now() - started) },
+  };
+}
+
+export { startDaemon };

@@ -1,0 +1,185 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { AgentError } from './exit-codes.js';
+
+/**
+ * The agent's state folder (`UPC_HOME`): this PC's identity, and at most one session.
+ *
+ *   device.json              this PC's machine id (made once)
+ *   cache/<user id>/         the encrypted object cache a device may keep between sessions
+ *   session/session.json     the session: server, token, workspace, lease, last committed version
+ *   session/workspace/       the workspace's saved layers, restored (the user works here)
+ *   session/objects/         the local object store: what was fetched and what was snapshotted
+ *   session/snapshot.json    the snapshot cache, so a restarted daemon reads only what changed
+ *   session/daemon.json      the running daemon's pid and socket; absent after a clean stop
+ *   session/daemon.log       what the daemon did
+ */
+export class AgentHome {
+  constructor(readonly dir: string) {}
+
+  get deviceFile(): string {
+    return join(this.dir, 'device.json');
+  }
+  get sessionDir(): string {
+    return join(this.dir, 'session');
+  }
+  get sessionFile(): string {
+    return join(this.sessionDir, 'session.json');
+  }
+  get workspaceDir(): string {
+    return join(this.sessionDir, 'workspace');
+  }
+  get objectsDir(): string {
+    return join(this.sessionDir, 'objects');
+  }
+  get snapshotCacheFile(): string {
+    return join(this.sessionDir, 'snapshot.json');
+  }
+  get daemonFile(): string {
+    return join(this.sessionDir, 'daemon.json');
+  }
+  get daemonLog(): string {
+    return join(this.sessionDir, 'daemon.log');
+  }
+  cacheDir(userId: string): string {
+    return join(this.dir, 'cache', userId);
+  }
+  get settingsFile(): string {
+    return join(this.dir, 'settings.json');
+  }
+
+  /** The daemon's socket. Unix socket paths are limited to ~108 bytes, so long homes use /tmp. */
+  get socketPath(): string {
+    const local = join(this.sessionDir, 'daemon.sock');
+    if (Buffer.byteLength(local) < 100) return local;
+    const id = createHash('sha256').update(this.dir).digest('hex').slice(0, 16);
+    return join(tmpdir(), `upc-${id}.sock`);
+  }
+
+  /** This PC's stable machine id, made on first use. */
+  machineId(): string {
+    try {
+      return DeviceRecord.parse(JSON.parse(readFileSync(this.deviceFile, 'utf8'))).machineId;
+    } catch {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      const machineId = randomUUID();
+      // Written synchronously and only if absent: two first commands racing keep the first id.
+      try {
+        writeFileExclusive(this.deviceFile, JSON.stringify({ machineId }) + '\n');
+        return machineId;
+      } catch {
+        return DeviceRecord.parse(JSON.parse(readFileSync(this.deviceFile, 'utf8'))).machineId;
+      }
+    }
+  }
+
+  async readSession(): Promise<SessionRecord | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.sessionFile, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    const parsed = SessionRecord.safeParse(JSON.parse(text));
+    if (!parsed.success) {
+      throw new AgentError(`${this.sessionFile} is damaged (${parsed.error.issues[0]?.message ?? ''})`);
+    }
+    return parsed.data;
+  }
+
+  async requireSession(): Promise<SessionRecord> {
+    const session = await this.readSession();
+    if (!session) throw new AgentError('no session on this PC; run upc login first', 1);
+    return session;
+  }
+
+  writeSession(session: SessionRecord): Promise<void> {
+    return writeFileAtomic(this.sessionFile, JSON.stringify(session, null, 2) + '\n');
+  }
+
+  async readDevicePreferences(): Promise<DevicePreferences> {
+    try {
+      return DevicePreferences.parse(JSON.parse(await readFile(this.settingsFile, 'utf8')));
+    } catch {
+      return DevicePreferences.parse({});
+    }
+  }
+
+  writeDevicePreferences(preferences: DevicePreferences): Promise<void> {
+    return writeFileAtomic(this.settingsFile, JSON.stringify(preferences, null, 2) + '\n');
+  }
+
+  async wipeSession(): Promise<void> {
+    await rm(this.sessionDir, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+const DeviceRecord = z.object({ machineId: z.string().min(1) });
+
+/** What this PC keeps between sessions (set with `upc device`). */
+export const DevicePreferences = z.object({
+  /** Keep the object cache, encrypted with a key only the user's session gets, for a fast re-login. */
+  keepCache: z.boolean().default(false),
+});
+export type DevicePreferences = z.infer<typeof DevicePreferences>;
+
+/** The last version this PC committed (or restored): what a snapshot is compared against. */
+export const Committed = z.object({ versionId: z.string().nullable(), root: z.string() });
+
+export const SessionRecord = z.object({
+  v: z.literal(1),
+  id: z.string(),
+  /** `server`: a workspace on a server; `file`: a `.upc` file worked on with no server. */
+  mode: z.enum(['server', 'file']),
+  startedAt: z.string(),
+  workspace: z.object({ id: z.string(), name: z.string() }),
+  path: z.string(),
+  committed: Committed,
+  server: z
+    .object({
+      url: z.string(),
+      token: z.string(),
+      userId: z.string(),
+      username: z.string(),
+      deviceId: z.string(),
+      fencingToken: z.number().int(),
+    })
+    .optional(),
+  file: z.string().optional(),
+  /**
+   * Set once another PC took the lease: from then on this PC's changes are committed as `conflict`
+   * versions chained from `committed`, never moving HEAD.
+   */
+  conflict: z
+    .object({ holder: z.string(), since: z.string(), lastVersionId: z.string().nullable() })
+    .optional(),
+});
+export type SessionRecord = z.infer<typeof SessionRecord>;
+
+export function newSessionId(): string {
+  return randomUUID();
+}
+
+/** Writes a file so that a crash leaves either the old or the new content, never a mix. */
+export async function writeFileAtomic(path: string, content: string): Promise<void> {
+  await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+  const temporary = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+  const handle = await open(temporary, 'w', 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporary, path);
+}
+
+function writeFileExclusive(path: string, content: string): void {
+  mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
+  writeFileSync(path, content, { flag: 'wx', mode: 0o600 }); // 'wx' fails if the file exists
+}

@@ -1,0 +1,135 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstat, mkdtemp, readdir, readFile, readlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+export const UPC = fileURLToPath(new URL('../../apps/agent/bin/upc.js', import.meta.url));
+
+export interface UpcResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `upc` command (built by `npm test`'s build step) and collects what it said. */
+export function runUpc(args: string[], env: Record<string, string> = {}, input = ''): Promise<UpcResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [UPC, ...args], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
+}
+
+/** A simulated PC: its own agent home, device name and server. */
+export class Pc {
+  private constructor(
+    readonly home: string,
+    readonly name: string,
+    public server: string,
+  ) {}
+
+  static async create(name: string, server: string): Promise<Pc> {
+    return new Pc(await mkdtemp(join(tmpdir(), `upc-pc-${name}-`)), name, server);
+  }
+
+  get env(): Record<string, string> {
+    return { UPC_HOME: this.home, UPC_SERVER: this.server, UPC_DEVICE_NAME: this.name };
+  }
+
+  /** The workspace's home folder in this PC's session. */
+  get files(): string {
+    return join(this.home, 'session', 'workspace', 'home');
+  }
+
+  run(args: string[], input = '', env: Record<string, string> = {}): Promise<UpcResult> {
+    return runUpc(args, { ...this.env, ...env }, input);
+  }
+
+  /** Runs `upc`, expecting exit 0; returns stdout parsed as JSON when `--json` was given. */
+  async ok(args: string[], input = ''): Promise<unknown> {
+    const result = await this.run(args, input);
+    if (result.code !== 0) {
+      throw new Error(
+        `upc ${args.join(' ')} exited ${String(result.code)}: ${result.stderr}${result.stdout}`,
+      );
+    }
+    return args.includes('--json') ? JSON.parse(result.stdout) : result.stdout;
+  }
+
+  login(user: string, extra: string[] = []): Promise<UpcResult> {
+    return this.run(['login', '--user', user, '--password-stdin', '--json', ...extra], `${user}-password\n`);
+  }
+
+  /** The session daemon's pid, if one was started. */
+  async daemonPid(): Promise<number | undefined> {
+    try {
+      return (
+        JSON.parse(await readFile(join(this.home, 'session', 'daemon.json'), 'utf8')) as { pid: number }
+      ).pid;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stops whatever this PC left running (tests end with or without a logout). */
+  async kill(): Promise<void> {
+    const pid = await this.daemonPid();
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Polls `check` until it returns something other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 10_000,
+  what = 'the condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Every path under `root` with its type and content: file sha-256 and size, link target. */
+export async function contentListing(root: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const walk = async (dir: string, prefix: string) => {
+    for (const name of (await readdir(dir)).sort()) {
+      const path = join(dir, name);
+      const stats = await lstat(path);
+      const key = prefix + name;
+      if (stats.isSymbolicLink()) out[key] = `link -> ${await readlink(path)}`;
+      else if (stats.isDirectory()) {
+        out[key] = `dir ${(stats.mode & 0o777).toString(8)}`;
+        await walk(path, `${key}/`);
+      } else {
+        const sha = createHash('sha256')
+          .update(await readFile(path))
+          .digest('hex');
+        out[key] = `file ${(stats.mode & 0o777).toString(8)} ${stats.size} ${sha}`;
+      }
+    }
+  };
+  await walk(root, '');
+  return out;
+}
