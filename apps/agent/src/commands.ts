@@ -8,7 +8,7 @@ import { history, restore } from './history.js';
 import { formatBytes } from './progress.js';
 import {
   DEFAULT_WORKSPACE,
-  callDaemon,
+  callDaemonWithProgress,
   type DaemonStatus,
   ensureDaemon,
   homeOf,
@@ -110,7 +110,7 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
       const home = new AgentHome(settings.home);
       await home.requireSession();
       await ensureDaemon(home);
-      const answer = await callDaemon(home, 'POST', '/sync');
+      const answer = await callDaemonWithProgress(home, '/sync', {}, values.json === true);
       if (answer.status !== 200) throw notDurable(answer.status, answer.body);
       print(
         values,
@@ -132,7 +132,10 @@ command fails and keeps everything. --keep-local keeps a copy of the files under
 `,
     options: { ...COMMON, 'keep-local': { type: 'boolean' } },
     async run({ values, settings }) {
-      const report = await logout(new AgentHome(settings.home), { keepLocal: values['keep-local'] === true });
+      const report = await logout(new AgentHome(settings.home), {
+        keepLocal: values['keep-local'] === true,
+        quiet: values.json === true,
+      });
       const saved =
         report.kind === 'conflict'
           ? `another PC had taken the workspace; your changes are kept as conflict version ${report.version ?? '?'}`
@@ -176,7 +179,7 @@ command fails and keeps everything. --keep-local keeps a copy of the files under
         throw new AgentError('--limit must be a whole number from 1 to 500', EXIT.usage);
       }
       const rows = await history(new AgentHome(settings.home), {
-        connect: () => signedIn(settings, values),
+        connect: () => signedIn(settings, values, { sessionToken: true }),
         workspace: stringOption(values.workspace),
         limit,
       });
@@ -222,7 +225,7 @@ workspace's home folder. The session's files change in place and the result is c
       const out = stringOption(values.out);
       if (!out) throw new AgentError('give --out FILE', EXIT.usage);
       const result = await exportImage(new AgentHome(settings.home), {
-        connect: () => signedIn(settings, values),
+        connect: () => signedIn(settings, values, { sessionToken: true }),
         workspace: stringOption(values.workspace),
         version: stringOption(values.version),
         out,
@@ -245,7 +248,7 @@ workspace's home folder. The session's files change in place and the result is c
       const [file] = positionals;
       if (!file || positionals.length > 1) throw new AgentError('give exactly one FILE', EXIT.usage);
       const result = await importImage(new AgentHome(settings.home), {
-        connect: () => signedIn(settings, values),
+        connect: () => signedIn(settings, values, { sessionToken: true }),
         file,
         workspace: stringOption(values.workspace),
         deviceName: settings.deviceName,
@@ -380,10 +383,20 @@ function serverUrl(settings: Settings, values: Record<string, unknown>): string 
 }
 
 /**
- * A client for commands that work outside a session: the session's token when there is one,
- * else signed in as UPC_USER / UPC_PASSWORD.
+ * A client signed in as UPC_USER / UPC_PASSWORD; with `sessionToken`, the session's own token
+ * when this PC has a session of that user (or UPC_USER is not set).
  */
-async function signedIn(settings: Settings, values: Record<string, unknown>): Promise<UpcClient> {
+async function signedIn(
+  settings: Settings,
+  values: Record<string, unknown>,
+  options: { sessionToken?: boolean } = {},
+): Promise<UpcClient> {
+  if (options.sessionToken) {
+    const session = await new AgentHome(settings.home).readSession();
+    if (session?.server && (!settings.user || settings.user === session.server.username)) {
+      return new UpcClient({ baseUrl: session.server.url, token: session.server.token });
+    }
+  }
   const server = serverUrl(settings, values);
   if (!settings.user || !settings.password) {
     throw new AgentError('set UPC_USER and UPC_PASSWORD to the account to act as', EXIT.usage);

@@ -127,6 +127,7 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
     ...(session.conflict ? { conflict: session.conflict } : {}),
     ...syncer.state(),
     recovered: syncer.recoveredVersion,
+    uploading: remote instanceof ServerRemote ? remote.uploading : null,
     safeToLeave: !syncer.dirty && syncer.state().state === 'clean',
   });
 

@@ -6,7 +6,8 @@ import { UpcClient, type Version } from '@upc/protocol';
 import { AgentError, EXIT } from './exit-codes.js';
 import { fetchVersion } from './objects.js';
 import { withRetry } from './retry.js';
-import { callDaemon, DEFAULT_WORKSPACE, ensureDaemon, IMAGE_MOUNT_POINT } from './session.js';
+import { openWorkspace } from './account.js';
+import { callDaemon, ensureDaemon, IMAGE_MOUNT_POINT } from './session.js';
 import type { AgentHome, SessionRecord } from './state.js';
 
 export interface HistoryRow {
@@ -21,34 +22,11 @@ export interface HistoryRow {
   stats: Record<string, number>;
 }
 
-interface Target {
-  client: UpcClient;
-  workspace: { id: string; name: string; headVersionId: string | null };
-}
-
-/** The session's workspace, or (outside a session, or for another name) one found by name. */
-async function target(
-  home: AgentHome,
-  connect: () => Promise<UpcClient>,
-  name: string | undefined,
-): Promise<Target> {
-  const session = await home.readSession();
-  if (session?.server && (name === undefined || name === session.workspace.name)) {
-    const client = new UpcClient({ baseUrl: session.server.url, token: session.server.token });
-    return { client, workspace: await client.getWorkspace(session.workspace.id) };
-  }
-  const client = await connect();
-  const wanted = name ?? DEFAULT_WORKSPACE;
-  const workspace = (await client.listWorkspaces()).find((w) => w.name === wanted);
-  if (!workspace) throw new AgentError(`you have no workspace named "${wanted}"`);
-  return { client, workspace };
-}
-
 export async function history(
   home: AgentHome,
   options: { connect: () => Promise<UpcClient>; workspace: string | undefined; limit: number },
 ): Promise<HistoryRow[]> {
-  const { client, workspace } = await target(home, options.connect, options.workspace);
+  const { client, workspace } = await openWorkspace(home, options.connect, options.workspace);
   const [versions, devices] = await Promise.all([
     client.listVersions(workspace.id, { limit: options.limit }),
     client.listDevices(),

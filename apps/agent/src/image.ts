@@ -12,6 +12,7 @@ import {
   UpcFileError,
 } from '@upc/image';
 import { ApiError, type UpcClient } from '@upc/protocol';
+import { openWorkspace } from './account.js';
 import { AgentError, EXIT } from './exit-codes.js';
 import { holderOf } from './lease.js';
 import { fetchVersion } from './objects.js';
@@ -39,13 +40,6 @@ async function withScratchRepository<T>(
   }
 }
 
-async function workspaceNamed(client: UpcClient, name: string, create: boolean) {
-  const found = (await client.listWorkspaces()).find((w) => w.name === name);
-  if (found) return found;
-  if (!create) throw new AgentError(`you have no workspace named "${name}"`);
-  return client.createWorkspace({ name });
-}
-
 /** Writes a workspace's version (HEAD by default) into a `.upc` file that needs no server. */
 export async function exportImage(
   home: AgentHome,
@@ -66,13 +60,7 @@ export async function exportImage(
   ) {
     throw new AgentError(`${out} exists; choose another --out`, EXIT.usage);
   }
-  const session = await home.readSession();
-  const client = await options.connect();
-  const workspace = await workspaceNamed(
-    client,
-    options.workspace ?? session?.workspace.name ?? DEFAULT_WORKSPACE,
-    false,
-  );
+  const { client, workspace } = await openWorkspace(home, options.connect, options.workspace);
   const versionId = options.version ?? workspace.headVersionId;
   if (!versionId) throw new AgentError(`workspace "${workspace.name}" has no versions yet`);
   const version = await client.getVersion(workspace.id, versionId);
@@ -133,7 +121,7 @@ export async function importImage(
       );
     }
     const client = await options.connect();
-    const workspace = await workspaceNamed(client, name, true);
+    const { workspace } = await openWorkspace(home, () => Promise.resolve(client), name, { create: true });
     const device = await client.registerDevice({
       machineId: home.machineId(),
       name: options.deviceName,

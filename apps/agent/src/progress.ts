@@ -3,10 +3,12 @@
  * (at most one every two seconds) otherwise, always on standard error so `--json` output stays clean.
  */
 export class Progress {
-  private lastLine = 0;
+  /** When a line was last written; plain lines start only once the work has taken two seconds. */
+  private lastLine = Date.now();
   private drawn = false;
   private last: [number, number] | undefined;
-  private printed = false;
+  /** Plain lines were written, the last of them not yet the final state. */
+  private open = false;
 
   constructor(
     private readonly label: string,
@@ -33,17 +35,18 @@ export class Progress {
     } else if (now - this.lastLine >= 2000) {
       this.lastLine = now;
       this.stream.write(`${this.label}: ${this.amount(done)} of ${this.amount(total)}\n`);
-      this.printed = done >= total;
+      this.open = done < total;
     }
   }
 
   done(): void {
     if (this.drawn) this.stream.write('\n');
-    else if (this.last && !this.printed && this.lastLine !== 0) {
+    else if (this.last && this.open) {
       // Plain output: close with where it ended, when a line was shown before.
       this.stream.write(`${this.label}: ${this.amount(this.last[0])} of ${this.amount(this.last[1])}\n`);
     }
     this.drawn = false;
+    this.open = false;
   }
 
   private amount(n: number): string {

@@ -59,6 +59,8 @@ export interface Remote {
 /** A workspace on the server, written under this PC's lease. */
 export class ServerRemote implements Remote {
   private readonly uploads = new PQueue({ concurrency: 4 });
+  /** The upload under way: stored bytes sent and to send (for progress); null when idle. */
+  uploading: { done: number; total: number } | null = null;
 
   constructor(
     readonly client: UpcClient,
@@ -80,6 +82,7 @@ export class ServerRemote implements Remote {
       sends.push(
         this.uploads.add(async () => {
           await withRetry(() => this.client.uploadPack(workspaceId, encoded.hash, encoded.bytes));
+          this.sent(encoded.bytes.length);
         }),
       );
     };
@@ -90,10 +93,12 @@ export class ServerRemote implements Remote {
         const stored = await source.readStored(hash);
         objects++;
         bytes += stored.length;
+        this.uploading = { done: this.uploading?.done ?? 0, total: bytes };
         if (stored.length >= STANDALONE_THRESHOLD) {
           sends.push(
             this.uploads.add(async () => {
               await withRetry(() => this.client.uploadObject(workspaceId, hash, stored));
+              this.sent(stored.length);
             }),
           );
           continue;
@@ -108,13 +113,19 @@ export class ServerRemote implements Remote {
       sends.push(
         this.uploads.add(async () => {
           await withRetry(() => this.client.uploadObject(workspaceId, only.hash, only.bytes));
+          this.sent(only.bytes.length);
         }),
       );
     } else if (pack.length > 1) sendPack();
     const results = await Promise.allSettled(sends);
+    this.uploading = null;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
     return { objects, bytes };
+  }
+
+  private sent(bytes: number): void {
+    if (this.uploading) this.uploading.done += bytes;
   }
 
   async commit(_source: StoredSource, request: CommitRequest): Promise<string> {

@@ -266,9 +266,41 @@ export interface DaemonStatus {
   safeToLeave: boolean;
   /** The `recovery` version the daemon committed when it took over from one that died. */
   recovered: string | null;
+  /** An upload under way: stored bytes sent and to send. */
+  uploading: { done: number; total: number } | null;
   error?: string;
   versionId?: string | null;
   committed?: boolean;
+}
+
+/**
+ * A request that may take long (sync, stop): while it runs, the daemon's upload progress is shown
+ * (a bar on a terminal, plain lines otherwise).
+ */
+export async function callDaemonWithProgress(
+  home: AgentHome,
+  path: string,
+  body: unknown,
+  quiet: boolean,
+): Promise<{ status: number; body: DaemonStatus }> {
+  const progress = new Progress('uploading', 'bytes', process.stderr, quiet);
+  const request = { finished: false };
+  const watch = (async () => {
+    for (;;) {
+      await sleep(300);
+      if (request.finished) return;
+      const status = await callDaemon(home, 'GET', '/status', undefined, 5000).catch(() => undefined);
+      const uploading = status?.body.uploading;
+      if (uploading) progress.update(uploading.done, uploading.total);
+    }
+  })();
+  try {
+    return await callDaemon(home, 'POST', path, body);
+  } finally {
+    request.finished = true;
+    await watch;
+    progress.done();
+  }
 }
 
 /** A request to the session's daemon; its answers carry the status, plus a result or an error. */
@@ -378,11 +410,14 @@ export interface LogoutReport {
  * lease released and the local copy wiped (or kept with `keepLocal`). If the changes cannot be
  * made durable, nothing is wiped and the session goes on.
  */
-export async function logout(home: AgentHome, options: { keepLocal: boolean }): Promise<LogoutReport> {
+export async function logout(
+  home: AgentHome,
+  options: { keepLocal: boolean; quiet?: boolean },
+): Promise<LogoutReport> {
   const started = performance.now();
   const session = await home.requireSession();
   await ensureDaemon(home);
-  const stop = await callDaemon(home, 'POST', '/stop', { logout: true });
+  const stop = await callDaemonWithProgress(home, '/stop', { logout: true }, options.quiet === true);
   if (stop.status !== 200) {
     throw new AgentError(
       `your changes could not be saved (${stop.body.error ?? stop.body.lastError ?? 'unknown error'}). ` +
