@@ -15,6 +15,7 @@ import {
   login,
   type LoginReport,
   logout,
+  notDurable,
 } from './session.js';
 import { checkServerUrl, type Settings } from './settings.js';
 import { AgentHome } from './state.js';
@@ -115,9 +116,11 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
       print(
         values,
         answer.body,
-        answer.body.committed === true
-          ? `saved as version ${answer.body.versionId ?? '?'}`
-          : `nothing to save; version ${answer.body.versionId ?? '(empty)'} holds everything`,
+        answer.body.conflict
+          ? `saved as conflict version ${answer.body.versionId ?? '?'}: ${answer.body.conflict.holder} has the workspace now`
+          : answer.body.committed === true
+            ? `saved as version ${answer.body.versionId ?? '?'}`
+            : `nothing to save; version ${answer.body.versionId ?? '(empty)'} holds everything`,
       );
       return EXIT.ok;
     },
@@ -349,25 +352,6 @@ With CMD, the command runs in the session and the session is closed when it ends
     },
   },
 ];
-
-/** A sync the daemon could not make durable, said plainly. */
-export function notDurable(status: number, body: DaemonStatus): AgentError {
-  if (status === 401) {
-    return new AgentError(
-      'your sign-in has expired or was revoked; run upc login again (your changes are kept on this PC)',
-      EXIT.denied,
-    );
-  }
-  if (status === 503) {
-    return new AgentError(
-      `not durable yet: the server cannot be reached (${body.error ?? 'no answer'}); your changes are kept on this PC and sent when it is back`,
-      EXIT.unreachable,
-    );
-  }
-  return new AgentError(
-    `not durable yet: ${body.error ?? 'unknown error'}; your changes are kept on this PC`,
-  );
-}
 
 function stringOption(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;

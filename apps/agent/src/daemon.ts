@@ -1,5 +1,5 @@
 import { appendFileSync, existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import { relative, sep } from 'node:path';
 import { LocalRepository } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
@@ -85,6 +85,7 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
   };
 
   const root = home.workspaceDir;
+  let renewal: NodeJS.Timeout | undefined;
   const timers = [
     setInterval(() => {
       syncer.noteUnknownChanges();
@@ -99,17 +100,21 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
     const deviceId = session.server.deviceId;
     const keeper = lease;
     const api = client;
+    // Renewed at a third of its time to live, so two renewals in a row can fail before it lapses.
+    const renew = () => {
+      keeper.renew().then(
+        (outcome) => {
+          if (outcome === 'held') renewal = setTimeout(renew, keeper.renewEveryMs);
+          else syncer.enterConflict(outcome.holder);
+        },
+        (error: unknown) => {
+          log(`lease renewal failed: ${(error as Error).message}`);
+          renewal = setTimeout(renew, Math.min(keeper.renewEveryMs, 2000));
+        },
+      );
+    };
+    renewal = setTimeout(renew, keeper.renewEveryMs);
     timers.push(
-      setInterval(() => {
-        keeper.renew().then(
-          (outcome) => {
-            if (outcome !== 'held') syncer.enterConflict(outcome.holder);
-          },
-          (error: unknown) => {
-            log(`lease renewal failed: ${(error as Error).message}`);
-          },
-        );
-      }, 10_000),
       setInterval(() => {
         api.heartbeat(deviceId).catch(() => undefined);
       }, HEARTBEAT_MS),
@@ -174,6 +179,7 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
       }
     },
   });
+  await chmod(home.socketPath, 0o600); // only this user's commands may talk to the daemon
   await writeFileAtomic(
     home.daemonFile,
     JSON.stringify({ pid: process.pid, socket: home.socketPath }) + '\n',
@@ -204,6 +210,7 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
 
   const shutdown = async (code: number) => {
     for (const t of timers) clearInterval(t);
+    clearTimeout(renewal);
     if (timer) clearTimeout(timer);
     await watcher.close();
     server.close();

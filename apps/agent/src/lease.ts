@@ -1,4 +1,4 @@
-import { ApiError, type UpcClient } from '@upc/protocol';
+import { ApiError, type Lease, type UpcClient } from '@upc/protocol';
 import type { LeaseLostError } from './remote.js';
 import type { AgentHome, SessionRecord } from './state.js';
 
@@ -14,12 +14,18 @@ export function holderOf(error: ApiError): { name: string; since: string } | und
  * lost, takes it back if nobody else has it and HEAD is still this PC's last version.
  */
 export class LeaseKeeper {
+  /** How often to renew: a third of the lease's time to live as the server last granted it. */
+  renewEveryMs = 10_000;
+
   constructor(
     private readonly client: UpcClient,
     private readonly home: AgentHome,
     private readonly session: SessionRecord,
     private readonly log: (message: string) => void,
-  ) {}
+  ) {
+    const ttl = session.server?.leaseTtlMs;
+    if (ttl) this.renewEveryMs = Math.max(1000, Math.floor(ttl / 3));
+  }
 
   private get server(): NonNullable<SessionRecord['server']> {
     if (!this.session.server) throw new Error('not a server session');
@@ -30,7 +36,12 @@ export class LeaseKeeper {
   async renew(): Promise<'held' | { holder: string }> {
     if (this.session.conflict) return { holder: this.session.conflict.holder };
     try {
-      await this.client.renewLease(this.session.workspace.id, this.server.deviceId, this.server.fencingToken);
+      const lease = await this.client.renewLease(
+        this.session.workspace.id,
+        this.server.deviceId,
+        this.server.fencingToken,
+      );
+      this.learnTtl(lease);
       return 'held';
     } catch (error) {
       if (
@@ -42,6 +53,11 @@ export class LeaseKeeper {
       }
       throw error;
     }
+  }
+
+  private learnTtl(lease: Lease): void {
+    const ttl = Date.parse(lease.expiresAt) - Date.parse(lease.renewedAt);
+    if (ttl > 0) this.renewEveryMs = Math.max(1000, Math.floor(ttl / 3));
   }
 
   /** For the syncer: a commit was refused for the lease. */
@@ -60,6 +76,7 @@ export class LeaseKeeper {
         return { holder: 'a newer version committed elsewhere' };
       }
       this.server.fencingToken = lease.fencingToken;
+      this.learnTtl(lease);
       await this.home.writeSession(this.session);
       this.log(`lease regained with fencing token ${lease.fencingToken}`);
       return 'retry';

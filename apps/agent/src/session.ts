@@ -167,6 +167,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
         username: options.user,
         deviceId: device.id,
         fencingToken: lease.fencingToken,
+        leaseTtlMs: Date.parse(lease.expiresAt) - Date.parse(lease.renewedAt),
       },
     };
     await home.writeSession(session);
@@ -396,6 +397,25 @@ export async function ensureDaemon(home: AgentHome): Promise<DaemonStatus> {
   return recovered.body;
 }
 
+/** A sync the daemon could not make durable, said plainly. */
+export function notDurable(status: number, body: DaemonStatus): AgentError {
+  if (status === 401) {
+    return new AgentError(
+      'your sign-in has expired or was revoked; run upc login again (your changes are kept on this PC)',
+      EXIT.denied,
+    );
+  }
+  if (status === 503) {
+    return new AgentError(
+      `not durable yet: the server cannot be reached (${body.error ?? 'no answer'}); your changes are kept on this PC and sent when it is back`,
+      EXIT.unreachable,
+    );
+  }
+  return new AgentError(
+    `not durable yet: ${body.error ?? 'unknown error'}; your changes are kept on this PC`,
+  );
+}
+
 export interface LogoutReport {
   session: string;
   workspace: { id: string; name: string };
@@ -419,11 +439,11 @@ export async function logout(
   await ensureDaemon(home);
   const stop = await callDaemonWithProgress(home, '/stop', { logout: true }, options.quiet === true);
   if (stop.status !== 200) {
+    const reason = notDurable(stop.status, stop.body);
     throw new AgentError(
-      `your changes could not be saved (${stop.body.error ?? stop.body.lastError ?? 'unknown error'}). ` +
-        `Nothing was wiped: your files stay in ${session.path} and the session keeps syncing; ` +
-        'run upc logout again once the server is back',
-      stop.status === 503 ? EXIT.unreachable : EXIT.failed,
+      `cannot log out: ${reason.message}. Nothing was wiped: your files stay in ${session.path} ` +
+        'and the session keeps syncing; run upc logout again once that is fixed',
+      reason.exitCode,
     );
   }
   const synced = performance.now();

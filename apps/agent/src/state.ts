@@ -148,6 +148,8 @@ export const SessionRecord = z.object({
       username: z.string(),
       deviceId: z.string(),
       fencingToken: z.number().int(),
+      /** The lease's time to live as granted at login; the daemon renews at a third of it. */
+      leaseTtlMs: z.number().int().positive().optional(),
     })
     .optional(),
   file: z.string().optional(),

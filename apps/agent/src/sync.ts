@@ -165,6 +165,10 @@ export class Syncer {
         onSkip: (path, reason) => {
           this.log(`not saved: ${path}: ${reason}`);
         },
+        // Still being written: its last whole state is kept, and it is looked at again next time.
+        onUnstable: (path) => {
+          this.hints.add(path);
+        },
       });
     } catch (error) {
       // Nothing was recorded: look at these paths again next time.
