@@ -179,7 +179,8 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
       }
     },
   });
-  await chmod(home.socketPath, 0o600); // only this user's commands may talk to the daemon
+  // Only this user's commands may talk to the daemon (a Windows pipe has its own ACL).
+  if (process.platform !== 'win32') await chmod(home.socketPath, 0o600);
   await writeFileAtomic(
     home.daemonFile,
     JSON.stringify({ pid: process.pid, socket: home.socketPath }) + '\n',

@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 export type Handler = (body: Record<string, unknown>) => Promise<{ status: number; body: unknown }>;
 
 export async function serve(socketPath: string, routes: Record<string, Handler>): Promise<Server> {
-  await rm(socketPath, { force: true });
+  if (process.platform !== 'win32') await rm(socketPath, { force: true }); // a dead daemon's socket
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let text = '';
     req.on('data', (chunk: Buffer) => (text += chunk.toString()));

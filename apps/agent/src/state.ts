@@ -52,11 +52,15 @@ export class AgentHome {
     return join(this.dir, 'settings.json');
   }
 
-  /** The daemon's socket. Unix socket paths are limited to ~108 bytes, so long homes use /tmp. */
+  /**
+   * The daemon's socket. Unix socket paths are limited to ~108 bytes, so long homes use the temp
+   * folder; Windows uses a named pipe.
+   */
   get socketPath(): string {
+    const id = createHash('sha256').update(this.dir).digest('hex').slice(0, 16);
+    if (process.platform === 'win32') return `\\\\.\\pipe\\upc-${id}`; // a named pipe
     const local = join(this.sessionDir, 'daemon.sock');
     if (Buffer.byteLength(local) < 100) return local;
-    const id = createHash('sha256').update(this.dir).digest('hex').slice(0, 16);
     return join(tmpdir(), `upc-${id}.sock`);
   }
 
