@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,46 @@ export function runUpc(args: string[], env: Record<string, string> = {}, input =
     });
     child.stdin.end(input);
   });
+}
+
+/**
+ * Starts `upc` in a process group of its own (so a test can signal the group, as a terminal's
+ * Ctrl-C does) and collects what it says; `done` resolves when it has exited.
+ */
+export function startUpc(
+  args: string[],
+  env: Record<string, string>,
+): { child: ChildProcess; done: Promise<UpcResult> } {
+  const child = spawn(process.execPath, [UPC, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<UpcResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return { child, done };
+}
+
+/** Whether a process runs (a zombie counts as gone). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** A simulated PC: its own agent home, device name and server. */
@@ -83,6 +124,12 @@ export class Pc {
     }
   }
 
+  /** Stops whatever this PC left running and removes its agent home. */
+  async dispose(): Promise<void> {
+    await this.kill();
+    await rm(this.home, { recursive: true, force: true, maxRetries: 3 });
+  }
+
   /** Stops whatever this PC left running (tests end with or without a logout). */
   async kill(): Promise<void> {
     const pid = await this.daemonPid();
@@ -108,6 +155,26 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/** Every regular file under `root`, as paths relative to it. */
+export async function filesUnder(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string, prefix: string) => {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names.sort()) {
+      const stats = await lstat(join(dir, name));
+      if (stats.isDirectory()) await walk(join(dir, name), `${prefix}${name}/`);
+      else if (stats.isFile()) out.push(prefix + name);
+    }
+  };
+  await walk(root, '');
+  return out;
 }
 
 /** Every path under `root` with its type and content: file sha-256 and size, link target. */

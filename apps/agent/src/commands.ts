@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { ParseArgsConfig } from 'node:util';
 import { UpcClient } from '@upc/protocol';
@@ -287,9 +288,12 @@ With CMD, the command runs in the session and the session is closed when it ends
         );
         return EXIT.ok;
       }
-      const code = await runInSession(home, passthrough);
-      await logout(home, { keepLocal: false });
-      return code;
+      try {
+        return await runInSession(home, passthrough);
+      } finally {
+        // Also when the command could not start: the session was opened for it alone.
+        await logout(home, { keepLocal: false, quiet: values.json === true });
+      }
     },
   },
   {
@@ -436,7 +440,12 @@ async function runInSession(home: AgentHome, argv: string[]): Promise<number> {
     stdio: 'inherit',
     env: { ...process.env, HOME: homeOf(session), UPC_SESSION: session.id, UPC_WORKSPACE: session.path },
   });
-  return new Promise((resolve, reject) => {
+  // Ctrl-C and Ctrl-\ reach the command too (it is in our process group): it decides whether to
+  // end, and upc waits for it either way rather than leave it running on the terminal.
+  const ignore = () => undefined;
+  process.on('SIGINT', ignore);
+  process.on('SIGQUIT', ignore);
+  return new Promise<number>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
       reject(
         error.code === 'ENOENT'
@@ -445,8 +454,12 @@ async function runInSession(home: AgentHome, argv: string[]): Promise<number> {
       );
     });
     child.once('exit', (code, signal) => {
-      resolve(code ?? (signal ? 128 + 15 : 1));
+      // Ended by a signal: 128 + its number, as a shell reports it.
+      resolve(code ?? (signal ? 128 + constants.signals[signal] : 1));
     });
+  }).finally(() => {
+    process.off('SIGINT', ignore);
+    process.off('SIGQUIT', ignore);
   });
 }
 

@@ -6,6 +6,7 @@ import {
   exportUpc,
   LocalRepository,
   materialize,
+  ObjectFormatError,
   primeSnapshotCache,
   reachableObjects,
   UpcFile,
@@ -109,9 +110,13 @@ export async function importImage(
   const file = await openUpc(options.file, 'r');
   try {
     const verifying = new Progress('verifying', 'items', process.stderr, options.quiet);
-    await file.verify((n) => {
-      verifying.update(n, n);
-    });
+    await file
+      .verify((n) => {
+        verifying.update(n, n);
+      })
+      .catch((error: unknown) => {
+        throw damaged(options.file, error, 'nothing was imported');
+      });
     verifying.done();
     const session = await home.readSession();
     const name = options.workspace ?? file.manifest.source?.workspace ?? DEFAULT_WORKSPACE;
@@ -164,6 +169,12 @@ export async function importImage(
   }
 }
 
+/** An object of a `.upc` file that is missing or does not check out, said with the file's name. */
+function damaged(path: string, error: unknown, consequence: string): unknown {
+  if (!(error instanceof ObjectFormatError || error instanceof UpcFileError)) return error;
+  return new AgentError(`${path} is damaged (${error.message}); ${consequence}`);
+}
+
 async function openUpc(path: string, flags: 'r' | 'r+'): Promise<UpcFile> {
   try {
     return await UpcFile.open(path, flags);
@@ -194,9 +205,13 @@ export async function runFile(
     await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
     const repo = await LocalRepository.open(home.objectsDir);
     const progress = new Progress('loading', 'items', process.stderr, options.quiet);
-    const manifest = await file.importInto(repo, (n) => {
-      progress.update(n, n);
-    });
+    const manifest = await file
+      .importInto(repo, (n) => {
+        progress.update(n, n);
+      })
+      .catch((error: unknown) => {
+        throw damaged(path, error, 'no session was opened');
+      });
     progress.done();
     await materialize(repo, manifest.root, home.workspaceDir, { mountPoint: IMAGE_MOUNT_POINT });
     await mkdir(join(home.workspaceDir, 'home'), { recursive: true, mode: 0o700 });
