@@ -1,6 +1,7 @@
 import { appendFileSync, existsSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import { relative, sep } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalRepository } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
 import { watch } from 'chokidar';
@@ -17,6 +18,8 @@ const DEBOUNCE_MS = 150;
 const RETRY_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const RESCAN_MS = 5 * 60_000;
 const HEARTBEAT_MS = 30_000;
+/** A pause (`upc restore`) ends by itself after this, should its command die meanwhile. */
+const PAUSE_LIMIT_MS = 5 * 60_000;
 
 /**
  * The session's sync daemon: watches the workspace folder, commits each change within about a
@@ -59,6 +62,8 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
   syncer.recovering = recover;
 
   let timer: NodeJS.Timeout | undefined;
+  /** While a restore swaps the session's files, half-swapped states must not be committed. */
+  let pausedUntil = 0;
   let failures = 0;
   let stopping = false;
   const schedule = (delay: number) => {
@@ -70,6 +75,10 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
   };
   const runSync = async (): Promise<void> => {
     if (stopping) return;
+    if (pausedUntil > Date.now()) {
+      schedule(pausedUntil - Date.now()); // changes wait until the pause ends
+      return;
+    }
     try {
       await syncer.sync('sync');
       failures = 0;
@@ -150,10 +159,30 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
   const server = await serve(home.socketPath, {
     'GET /status': () => Promise.resolve({ status: 200, body: status() }),
     'POST /sync': async (body) => {
+      while (pausedUntil > Date.now()) await sleep(100);
       try {
         const result = await syncer.sync(body.kind === 'checkpoint' ? 'checkpoint' : 'sync', { full: true });
         return { status: 200, body: { ...result, ...status() } };
       } catch (error) {
+        return { status: failureStatus(error), body: { error: (error as Error).message, ...status() } };
+      }
+    },
+    'POST /pause': () => {
+      pausedUntil = Date.now() + PAUSE_LIMIT_MS;
+      return Promise.resolve({ status: 200, body: status() });
+    },
+    'POST /resume': async (body) => {
+      pausedUntil = 0;
+      if (body.commit !== 'checkpoint') {
+        schedule(0);
+        return { status: 200, body: status() };
+      }
+      // Queued before any timer can run: the swapped-in files become one checkpoint version.
+      try {
+        const result = await syncer.sync('checkpoint', { full: true });
+        return { status: 200, body: { ...result, ...status() } };
+      } catch (error) {
+        schedule(RETRY_MS[0] ?? 500);
         return { status: failureStatus(error), body: { error: (error as Error).message, ...status() } };
       }
     },

@@ -107,6 +107,8 @@ export async function restore(
 
   const repo = await LocalRepository.open(home.objectsDir);
   const staging = join(home.sessionDir, `restore-${randomBytes(4).toString('hex')}`);
+  await callDaemon(home, 'POST', '/pause');
+  let swapped = false;
   try {
     await fetchVersion(repo, version.rootTree, (hash) =>
       withRetry(() => client.downloadObject(session.workspace.id, hash)),
@@ -135,11 +137,13 @@ export async function restore(
         await rm(destination, { recursive: true, force: true });
       }
     }
+    swapped = true;
   } finally {
     repo.close();
     await rm(staging, { recursive: true, force: true });
+    if (!swapped) await callDaemon(home, 'POST', '/resume'); // failed: sync what there is
   }
-  const after = await callDaemon(home, 'POST', '/sync', { kind: 'checkpoint' });
+  const after = await callDaemon(home, 'POST', '/resume', { commit: 'checkpoint' });
   if (after.status !== 200) {
     throw new AgentError(
       `restored on this PC, but not yet saved: ${after.body.error ?? ''}; it is sent when the server is back`,
