@@ -19,29 +19,30 @@ import { LocalRepository, materialize, UpcFile } from '@upc/image';
 import { ApiError } from '@upc/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../apps/server/src/embedded-postgres.js';
-import { contentListing, eventually, filesUnder, isAlive, Pc, startUpc } from '../support/agent.js';
+import {
+  contentListing,
+  eventually,
+  filesUnder,
+  isAlive,
+  type Pc,
+  simulatedPcs,
+  startUpc,
+} from '../support/agent.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
-const pcs: Pc[] = [];
+const pc = simulatedPcs(() => server.url);
 const scratch: string[] = [];
 
 beforeAll(async () => {
   server = await startTestServer();
 });
 afterEach(async () => {
-  for (const pc of pcs.splice(0)) await pc.dispose();
   for (const dir of scratch.splice(0)) await rm(dir, { recursive: true, force: true });
 });
 afterAll(async () => {
   await server.close();
 });
-
-async function pc(name: string): Promise<Pc> {
-  const created = await Pc.create(name, server.url);
-  pcs.push(created);
-  return created;
-}
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'upc-features-'));

@@ -2,29 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../apps/server/src/embedded-postgres.js';
-import { contentListing, eventually, Pc } from '../support/agent.js';
+import { contentListing, eventually, type Pc, simulatedPcs } from '../support/agent.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
-const pcs: Pc[] = [];
+const pc = simulatedPcs(() => server.url);
 
 beforeAll(async () => {
   server = await startTestServer();
 });
-afterEach(async () => {
-  for (const pc of pcs.splice(0)) await pc.kill();
-});
 afterAll(async () => {
   await server.close();
 });
-
-async function pc(name: string): Promise<Pc> {
-  const created = await Pc.create(name, server.url);
-  pcs.push(created);
-  return created;
-}
 
 interface HistoryRow {
   id: string;
@@ -153,8 +144,7 @@ describe('upc sessions against a real server', () => {
     let current: TestServer | undefined = own;
     try {
       await own.user('dee');
-      const a = await Pc.create('pc-a', own.url);
-      pcs.push(a);
+      const a = await pc('pc-a', own.url);
       expect((await a.login('dee')).code).toBe(0);
       await writeFile(join(a.files, 'before.txt'), 'online');
       await a.ok(['sync']);
@@ -192,8 +182,7 @@ describe('upc sessions against a real server', () => {
       expect(new Set(roots).size).toBe(roots.length);
 
       await a.ok(['logout']);
-      const b = await Pc.create('pc-b', current.url);
-      pcs.push(b);
+      const b = await pc('pc-b', current.url);
       expect((await b.login('dee')).code).toBe(0);
       expect(Object.keys(await contentListing(b.files)).sort()).toEqual(['during-1.txt', 'during-2.txt']);
       await b.ok(['logout']);

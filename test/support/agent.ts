@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 export const UPC = fileURLToPath(new URL('../../apps/agent/bin/upc.js', import.meta.url));
 
@@ -199,4 +200,20 @@ export async function contentListing(root: string): Promise<Record<string, strin
   };
   await walk(root, '');
   return out;
+}
+
+/**
+ * Simulated PCs for one test file: `pc(name)` makes one on the server `url()` names (or on
+ * `server`), and every PC made is disposed of after each test (daemon killed, home removed).
+ */
+export function simulatedPcs(url: () => string): (name: string, server?: string) => Promise<Pc> {
+  const made: Pc[] = [];
+  afterEach(async () => {
+    for (const pc of made.splice(0)) await pc.dispose();
+  });
+  return async (name, server) => {
+    const pc = await Pc.create(name, server ?? url());
+    made.push(pc);
+    return pc;
+  };
 }

@@ -4,8 +4,7 @@ import { join, posix } from 'node:path';
 import { decodeTree, type Entry, hashTree, LocalRepository, materialize } from '@upc/image';
 import { UpcClient, type Version } from '@upc/protocol';
 import { AgentError, EXIT } from './exit-codes.js';
-import { fetchVersion } from './objects.js';
-import { withRetry } from './retry.js';
+import { fetchFromServer } from './objects.js';
 import { openWorkspace } from './account.js';
 import { callDaemon, ensureDaemon, IMAGE_MOUNT_POINT } from './session.js';
 import type { AgentHome, SessionRecord } from './state.js';
@@ -110,9 +109,7 @@ export async function restore(
   await callDaemon(home, 'POST', '/pause');
   let swapped = false;
   try {
-    await fetchVersion(repo, version.rootTree, (hash) =>
-      withRetry(() => client.downloadObject(session.workspace.id, hash)),
-    );
+    await fetchFromServer(client, session.workspace.id, repo, version.rootTree, false);
     if (parts === undefined) {
       await materialize(repo, version.rootTree, staging, { mountPoint: IMAGE_MOUNT_POINT });
       for (const name of await readdir(session.path)) {

@@ -16,10 +16,9 @@ import { ApiError, type UpcClient } from '@upc/protocol';
 import { openWorkspace } from './account.js';
 import { AgentError, EXIT } from './exit-codes.js';
 import { holderOf } from './lease.js';
-import { fetchVersion } from './objects.js';
+import { fetchFromServer } from './objects.js';
 import { Progress } from './progress.js';
 import { ServerRemote } from './remote.js';
-import { withRetry } from './retry.js';
 import { DEFAULT_WORKSPACE, homeOf, IMAGE_MOUNT_POINT, startDaemon } from './session.js';
 import { type AgentHome, newSessionId, type SessionRecord, writeFileAtomic } from './state.js';
 import { AGENT_VERSION } from './index.js';
@@ -66,18 +65,7 @@ export async function exportImage(
   if (!versionId) throw new AgentError(`workspace "${workspace.name}" has no versions yet`);
   const version = await client.getVersion(workspace.id, versionId);
   return withScratchRepository(home, async (repo) => {
-    const fetching = new Progress('fetching', 'bytes', process.stderr, options.quiet);
-    await fetchVersion(
-      repo,
-      version.rootTree,
-      (hash) => withRetry(() => client.downloadObject(workspace.id, hash)),
-      {
-        onProgress: (done, total) => {
-          fetching.update(done, total);
-        },
-      },
-    );
-    fetching.done();
+    await fetchFromServer(client, workspace.id, repo, version.rootTree, options.quiet);
     const written = await exportUpc(
       repo,
       {

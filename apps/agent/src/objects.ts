@@ -1,4 +1,7 @@
 import { decodeObject, decodeTree, type LocalRepository, type ObjectReader, type Tree } from '@upc/image';
+import type { UpcClient } from '@upc/protocol';
+import { Progress } from './progress.js';
+import { withRetry } from './retry.js';
 
 /**
  * The objects `newRoot` reaches that `oldRoot` does not, found by walking both trees side by side
@@ -87,6 +90,31 @@ export async function fetchVersion(
   });
   await repo.flush();
   return { objects: fetched, bytes: fetchedBytes, fileBytes };
+}
+
+/** Fetches a workspace's version from the server into `repo`, with a progress bar unless `quiet`. */
+export async function fetchFromServer(
+  client: UpcClient,
+  workspaceId: string,
+  repo: LocalRepository,
+  root: string,
+  quiet: boolean,
+): Promise<{ objects: number; bytes: number; fileBytes: number }> {
+  const progress = new Progress('fetching', 'bytes', process.stderr, quiet);
+  try {
+    return await fetchVersion(
+      repo,
+      root,
+      (hash) => withRetry(() => client.downloadObject(workspaceId, hash)),
+      {
+        onProgress: (done, total) => {
+          progress.update(done, total);
+        },
+      },
+    );
+  } finally {
+    progress.done();
+  }
 }
 
 /** Runs `task` over `items`, at most `concurrency` at once; the first failure rejects. */

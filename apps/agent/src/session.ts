@@ -12,9 +12,8 @@ import { AgentError, EXIT } from './exit-codes.js';
 import { AGENT_VERSION } from './index.js';
 import { call as callSocket, DaemonUnreachable } from './ipc.js';
 import { holderOf } from './lease.js';
-import { fetchVersion } from './objects.js';
+import { fetchFromServer } from './objects.js';
 import { Progress } from './progress.js';
-import { withRetry } from './retry.js';
 import { type AgentHome, newSessionId, type SessionRecord, writeFileAtomic } from './state.js';
 
 export const DEFAULT_WORKSPACE = 'default';
@@ -115,20 +114,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     if (cacheKey) await loadCache(home, device.ownerId, cacheKey);
     const repo = await LocalRepository.open(home.objectsDir);
     let fetched = { objects: 0, bytes: 0, fileBytes: 0 };
-    if (head) {
-      const progress = new Progress('fetching', 'bytes', process.stderr, options.quiet);
-      fetched = await fetchVersion(
-        repo,
-        head.rootTree,
-        (hash) => withRetry(() => client.downloadObject(workspace.id, hash)),
-        {
-          onProgress: (done, total) => {
-            progress.update(done, total);
-          },
-        },
-      );
-      progress.done();
-    }
+    if (head) fetched = await fetchFromServer(client, workspace.id, repo, head.rootTree, options.quiet);
     const fetchedAt = performance.now();
 
     let restored = { entries: 0, bytes: 0 };
