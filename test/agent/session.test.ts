@@ -160,10 +160,10 @@ describe('upc sessions against a real server', () => {
       });
       expect(offline.offlineSince).not.toBeNull();
       expect(offline.safeToLeave).toBe(false);
-      const failed = await a.run(['sync']);
+      const failed = await a.run(['sync', '--timeout', '1']);
       expect(failed.code).toBe(4);
       expect(failed.stderr).toContain('kept on this PC');
-      const refused = await a.run(['logout']);
+      const refused = await a.run(['logout', '--timeout', '0']);
       expect(refused.code).toBe(4);
       await stat(join(a.files, 'during-1.txt')); // nothing wiped
 

@@ -1,6 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pool } from './objects.js';
 import type { AgentHome } from './state.js';
 
 /**
@@ -43,8 +44,8 @@ export async function saveCache(home: AgentHome, userId: string, key: string): P
   const wanted = new Set((await listStoreFiles(home.objectsDir)).map((file) => `${file}.enc`));
   const present = new Set(await listStoreFiles(target));
   let written = 0;
-  for (const file of wanted) {
-    if (present.has(file)) continue;
+  const missing = [...wanted].filter((file) => !present.has(file));
+  await pool(missing, 4, async (file) => {
     const plain = await readFile(join(home.objectsDir, file.slice(0, -4)));
     const nonce = randomBytes(NONCE);
     const cipher = createCipheriv('aes-256-gcm', secret, nonce);
@@ -52,7 +53,7 @@ export async function saveCache(home: AgentHome, userId: string, key: string): P
     await mkdir(join(target, file, '..'), { recursive: true, mode: 0o700 });
     await writeFile(join(target, file), body, { mode: 0o600 });
     written++;
-  }
+  });
   for (const file of present) if (!wanted.has(file)) await rm(join(target, file), { force: true });
   return written;
 }
@@ -65,22 +66,22 @@ export async function loadCache(home: AgentHome, userId: string, key: string): P
   const secret = decodeKey(key);
   const source = home.cacheDir(userId);
   let loaded = 0;
-  for (const file of await listStoreFiles(source)) {
+  await pool(await listStoreFiles(source), 4, async (file) => {
     const body = await readFile(join(source, file));
+    let plain: Buffer;
     try {
       const decipher = createDecipheriv('aes-256-gcm', secret, body.subarray(0, NONCE));
       decipher.setAuthTag(body.subarray(body.length - TAG));
-      const plain = Buffer.concat([
-        decipher.update(body.subarray(NONCE, body.length - TAG)),
-        decipher.final(),
-      ]);
-      const path = join(home.objectsDir, relative(source, join(source, file)).slice(0, -4));
-      await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
-      await writeFile(path, plain, { mode: 0o600 });
-      loaded++;
+      plain = Buffer.concat([decipher.update(body.subarray(NONCE, body.length - TAG)), decipher.final()]);
     } catch {
       await rm(join(source, file), { force: true });
+      return;
     }
-  }
+    const path = join(home.objectsDir, file.slice(0, -4));
+    await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
+    await writeFile(`${path}.tmp`, plain, { mode: 0o600 }); // the store ignores *.tmp names
+    await rename(`${path}.tmp`, path);
+    loaded++;
+  });
   return loaded;
 }

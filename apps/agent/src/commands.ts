@@ -105,14 +105,19 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
   },
   {
     path: ['sync'],
-    usage: 'upc sync [--json]',
+    usage: 'upc sync [--timeout SECONDS] [--json]',
     summary: 'return once every change made so far is durable on the server',
-    options: COMMON,
+    details: `
+While the server cannot be reached it keeps trying for --timeout seconds (default 30), then fails
+with exit 4; the changes stay queued on this PC either way.
+`,
+    options: { ...COMMON, timeout: { type: 'string' } },
     async run({ values, settings }) {
       const home = new AgentHome(settings.home);
       await home.requireSession();
       await ensureDaemon(home);
-      const answer = await callDaemonWithProgress(home, '/sync', {}, values.json === true);
+      const waitMs = timeoutOf(values);
+      const answer = await callDaemonWithProgress(home, '/sync', { waitMs }, values.json === true);
       if (answer.status !== 200) throw notDurable(answer.status, answer.body);
       print(
         values,
@@ -128,17 +133,19 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
   },
   {
     path: ['logout'],
-    usage: 'upc logout [--keep-local] [--json]',
+    usage: 'upc logout [--keep-local] [--timeout SECONDS] [--json]',
     summary: 'save everything, end the session and leave this PC as it was',
     details: `
 The files are wiped only after a final "logout" version is durable; if that cannot be done the
-command fails and keeps everything. --keep-local keeps a copy of the files under UPC_HOME/kept.
+command fails and keeps everything; while the server cannot be reached it keeps trying for
+--timeout seconds (default 30) first. --keep-local keeps a copy of the files under UPC_HOME/kept.
 `,
-    options: { ...COMMON, 'keep-local': { type: 'boolean' } },
+    options: { ...COMMON, 'keep-local': { type: 'boolean' }, timeout: { type: 'string' } },
     async run({ values, settings }) {
       const report = await logout(new AgentHome(settings.home), {
         keepLocal: values['keep-local'] === true,
         quiet: values.json === true,
+        waitMs: timeoutOf(values),
       });
       const saved =
         report.kind === 'conflict'
@@ -356,6 +363,15 @@ With CMD, the command runs in the session and the session is closed when it ends
     },
   },
 ];
+
+/** `--timeout SECONDS` (default 30) in milliseconds. */
+function timeoutOf(values: Record<string, unknown>): number {
+  const seconds = Number(stringOption(values.timeout) ?? '30');
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 3600) {
+    throw new AgentError('--timeout must be a number of seconds from 0 to 3600', EXIT.usage);
+  }
+  return seconds * 1000;
+}
 
 function stringOption(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;

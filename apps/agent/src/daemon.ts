@@ -4,7 +4,7 @@ import { relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalRepository } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
-import { watch } from 'chokidar';
+import { type FSWatcher, watch } from 'chokidar';
 import { serve } from './ipc.js';
 import { LeaseKeeper } from './lease.js';
 import { FileRemote, type Remote, ServerRemote } from './remote.js';
@@ -156,12 +156,20 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
     return result;
   };
 
+  let answered: () => void = () => undefined;
+  const firstAnswer = new Promise<void>((resolve) => {
+    answered = resolve;
+  });
   const server = await serve(home.socketPath, {
-    'GET /status': () => Promise.resolve({ status: 200, body: status() }),
+    'GET /status': () => {
+      answered();
+      return Promise.resolve({ status: 200, body: status() });
+    },
     'POST /sync': async (body) => {
       while (pausedUntil > Date.now()) await sleep(100);
       try {
-        const result = await syncer.sync(body.kind === 'checkpoint' ? 'checkpoint' : 'sync', { full: true });
+        const kind = body.kind === 'checkpoint' ? 'checkpoint' : 'sync';
+        const result = await patiently(waitOf(body), () => syncer.sync(kind, { full: true }));
         return { status: 200, body: { ...result, ...status() } };
       } catch (error) {
         return { status: failureStatus(error), body: { error: (error as Error).message, ...status() } };
@@ -198,7 +206,7 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
     'POST /stop': async (body) => {
       const kind = body.logout === true ? 'logout' : 'sync';
       try {
-        const result = await stop(kind);
+        const result = await patiently(waitOf(body), () => stop(kind));
         setImmediate(() => void shutdown(0));
         return { status: 200, body: { ...result, ...status() } };
       } catch (error) {
@@ -216,33 +224,44 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
   );
   log(`daemon ${process.pid} serving ${home.socketPath}`);
 
-  const watcher = watch(root, {
-    ignoreInitial: true,
-    atomic: false,
-    followSymlinks: false,
-    ignored: (path: string) => isExcluded(relative(root, path).split(sep).join('/')),
-  });
-  watcher.on('all', (_event, path) => {
-    syncer.noteChange(relative(root, path).split(sep).join('/'));
-    schedule(DEBOUNCE_MS);
-  });
-  watcher.on('error', (error) => {
-    log(`watcher: ${error instanceof Error ? error.message : String(error)}`);
-    syncer.noteUnknownChanges();
-    schedule(DEBOUNCE_MS);
-  });
-  watcher.once('ready', () => {
-    // Anything written before the watcher was ready is found by this first, full snapshot.
-    log(`watching ${root}`);
-    syncer.noteUnknownChanges();
-    schedule(0);
-  });
+  // The watcher's first scan keeps this process busy for a while on a big workspace, so it starts
+  // once the command that started the daemon has had its answer (or after a second at most).
+  let watcher: FSWatcher | undefined;
+  const startWatching = () => {
+    if (watcher || stopping) return;
+    watcher = watch(root, {
+      ignoreInitial: true,
+      atomic: false,
+      followSymlinks: false,
+      ignored: (path: string) => isExcluded(relative(root, path).split(sep).join('/')),
+    });
+    watcher.on('all', (_event, path) => {
+      syncer.noteChange(relative(root, path).split(sep).join('/'));
+      schedule(DEBOUNCE_MS);
+    });
+    watcher.on('error', (error) => {
+      log(`watcher: ${error instanceof Error ? error.message : String(error)}`);
+      syncer.noteUnknownChanges();
+      schedule(DEBOUNCE_MS);
+    });
+    watcher.once('ready', () => {
+      // Anything written before the watcher was ready is found by this first, full snapshot.
+      log(`watching ${root}`);
+      syncer.noteUnknownChanges();
+      schedule(0);
+    });
+  };
+  firstAnswer.then(
+    () => setImmediate(startWatching),
+    () => undefined,
+  );
+  setTimeout(startWatching, 1000).unref();
 
   const shutdown = async (code: number) => {
     for (const t of timers) clearInterval(t);
     clearTimeout(renewal);
     if (timer) clearTimeout(timer);
-    await watcher.close();
+    await watcher?.close();
     server.close();
     await rm(home.socketPath, { force: true });
     await rm(home.daemonFile, { force: true });
@@ -260,6 +279,27 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+}
+
+/** How long a command asked to keep trying through network failures (default: one try). */
+function waitOf(body: Record<string, unknown>): number {
+  return typeof body.waitMs === 'number' && body.waitMs > 0 ? Math.min(body.waitMs, 3_600_000) : 0;
+}
+
+/**
+ * Runs `attempt`, trying again after transient failures until `waitMs` has passed: a server that
+ * restarts or a network that blips for a few seconds does not fail `upc sync` or `upc logout`.
+ */
+async function patiently<T>(waitMs: number, attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isTransient(error) || Date.now() + delay > deadline) throw error;
+      await sleep(delay);
+    }
+  }
 }
 
 /** How a failed sync is answered: 503 the server is unreachable, 401 signed out, 500 otherwise. */

@@ -190,6 +190,7 @@ export async function runFile(
   const absolute = resolve(path);
   const file = await openUpc(absolute, 'r');
   try {
+    await home.wipeSession(); // what a start cut short left behind (no session record)
     await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
     const repo = await LocalRepository.open(home.objectsDir);
     const progress = new Progress('loading', 'items', process.stderr, options.quiet);

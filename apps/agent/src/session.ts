@@ -108,6 +108,8 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
       : null;
     const gathered = performance.now();
 
+    // What a login cut short left behind (no session record was written) is not anyone's work.
+    await home.wipeSession();
     await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
     const preferences = await home.readDevicePreferences();
     const cacheKey = preferences.keepCache ? (await client.deviceCacheKey(device.id)).key : undefined;
@@ -271,20 +273,20 @@ export async function callDaemonWithProgress(
   quiet: boolean,
 ): Promise<{ status: number; body: DaemonStatus }> {
   const progress = new Progress('uploading', 'bytes', process.stderr, quiet);
-  const request = { finished: false };
+  const stop = new AbortController();
   const watch = (async () => {
     for (;;) {
-      await sleep(300);
-      if (request.finished) return;
+      // Aborted as soon as the answer is in, so the command does not wait out a poll interval.
+      await sleep(300, undefined, { signal: stop.signal });
       const status = await callDaemon(home, 'GET', '/status', undefined, 5000).catch(() => undefined);
       const uploading = status?.body.uploading;
-      if (uploading) progress.update(uploading.done, uploading.total);
+      if (uploading && !stop.signal.aborted) progress.update(uploading.done, uploading.total);
     }
-  })();
+  })().catch(() => undefined);
   try {
     return await callDaemon(home, 'POST', path, body);
   } finally {
-    request.finished = true;
+    stop.abort();
     await watch;
     progress.done();
   }
@@ -418,12 +420,17 @@ export interface LogoutReport {
  */
 export async function logout(
   home: AgentHome,
-  options: { keepLocal: boolean; quiet?: boolean },
+  options: { keepLocal: boolean; quiet?: boolean; waitMs?: number },
 ): Promise<LogoutReport> {
   const started = performance.now();
   const session = await home.requireSession();
   await ensureDaemon(home);
-  const stop = await callDaemonWithProgress(home, '/stop', { logout: true }, options.quiet === true);
+  const stop = await callDaemonWithProgress(
+    home,
+    '/stop',
+    { logout: true, waitMs: options.waitMs ?? 0 },
+    options.quiet === true,
+  );
   if (stop.status !== 200) {
     const reason = notDurable(stop.status, stop.body);
     throw new AgentError(
