@@ -510,7 +510,8 @@ describe('sessions on one PC', () => {
 });
 
 /**
- * A proxy to the test server that holds back every object download over 200 KiB for `delayMs`:
+ * A proxy to the test server that holds back every object download (single or batch) over 200 KiB
+ * for `delayMs`:
  * a login's fetch then takes that long, however fast this machine is.
  */
 async function slowDownloads(
@@ -526,8 +527,10 @@ async function slowDownloads(
         answer.on('data', (chunk: Buffer) => parts.push(chunk));
         answer.on('end', () => {
           const body = Buffer.concat(parts);
-          const slow =
-            req.method === 'GET' && /\/objects\/[0-9a-f]{64}$/.test(req.url ?? '') && body.length > 200_000;
+          const download =
+            (req.method === 'GET' && /\/objects\/[0-9a-f]{64}$/.test(req.url ?? '')) ||
+            (req.method === 'POST' && /\/objects\/fetch$/.test(req.url ?? ''));
+          const slow = download && body.length > 200_000;
           if (slow) delayed++;
           setTimeout(
             () => {

@@ -45,6 +45,7 @@ describe('OpenAPI', () => {
         'PUT /api/v1/workspaces/{id}/quota',
         'DELETE /api/v1/workspaces/{id}',
         'POST /api/v1/workspaces/{workspaceId}/objects/missing',
+        'POST /api/v1/workspaces/{workspaceId}/objects/fetch',
         'PUT /api/v1/workspaces/{workspaceId}/objects/{hash}',
         'GET /api/v1/workspaces/{workspaceId}/objects/{hash}',
         'PUT /api/v1/workspaces/{workspaceId}/packs/{hash}',

@@ -37,33 +37,49 @@ export async function newObjects(reader: ObjectReader, oldRoot: string | undefin
   return [...found];
 }
 
+/** Fetches objects by id; ids it cannot find are absent from the answer. */
+export type Download = (hashes: string[]) => Promise<Map<string, Uint8Array>>;
+
+/** One batch download holds at most this many objects, and about this many bytes. */
+const BATCH_OBJECTS = 2000;
+const BATCH_BYTES = 16 * 1024 * 1024;
+
 /**
  * Fetches the version `root` into `repo`: trees level by level, then every chunk the repository
- * lacks, `concurrency` at a time. Each object is checked against its id before it is stored.
+ * lacks, in batches (a few at once) so that many small files cost a few requests, not one each.
+ * Each object is checked against its id before it is stored; one that is missing fails the fetch.
  */
 export async function fetchVersion(
   repo: LocalRepository,
   root: string,
-  download: (hash: string) => Promise<Uint8Array>,
+  download: Download,
   options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<{ objects: number; bytes: number; fileBytes: number }> {
   let fetched = 0;
   let fileBytes = 0;
   let fetchedBytes = 0;
-  const fetchOne = async (hash: string): Promise<void> => {
-    const stored = await download(hash);
-    await decodeObject(hash, stored); // throws unless the plaintext hashes to `hash`
-    await repo.writeStored(hash, stored);
-    fetched++;
-    fetchedBytes += stored.length;
+  const fetchBatch = async (hashes: string[]): Promise<void> => {
+    const answer = await download(hashes);
+    for (const hash of hashes) {
+      const stored = answer.get(hash);
+      if (!stored) throw new Error(`the server does not have object ${hash} of this version`);
+      await decodeObject(hash, stored); // throws unless the plaintext hashes to `hash`
+      await repo.writeStored(hash, stored);
+      fetched++;
+      fetchedBytes += stored.length;
+    }
   };
-  const concurrency = options.concurrency ?? 8;
+  const concurrency = options.concurrency ?? 3;
   const chunks = new Map<string, number>();
   let level = [root];
   const seen = new Set<string>();
   while (level.length > 0) {
     const missing = level.filter((hash) => !repo.has(hash));
-    await pool(missing, concurrency, fetchOne);
+    await pool(
+      batches(missing, () => 0),
+      concurrency,
+      fetchBatch,
+    );
     const next: string[] = [];
     for (const hash of level) {
       for (const entry of decodeTree(await repo.read(hash), hash).entries) {
@@ -81,15 +97,34 @@ export async function fetchVersion(
     level = next;
   }
   const wanted = [...chunks.keys()].filter((hash) => !repo.has(hash));
-  const total = wanted.reduce((sum, hash) => sum + (chunks.get(hash) ?? 0), 0);
+  const sizeOf = (hash: string) => chunks.get(hash) ?? 0;
+  const total = wanted.reduce((sum, hash) => sum + sizeOf(hash), 0);
   let done = 0;
-  await pool(wanted, concurrency, async (hash) => {
-    await fetchOne(hash);
-    done += chunks.get(hash) ?? 0;
+  await pool(batches(wanted, sizeOf), concurrency, async (batch) => {
+    await fetchBatch(batch);
+    for (const hash of batch) done += sizeOf(hash);
     options.onProgress?.(done, total);
   });
   await repo.flush();
   return { objects: fetched, bytes: fetchedBytes, fileBytes };
+}
+
+/** Splits `hashes` into download batches by count and (estimated) size. */
+function batches(hashes: readonly string[], sizeOf: (hash: string) => number): string[][] {
+  const out: string[][] = [];
+  let current: string[] = [];
+  let bytes = 0;
+  for (const hash of hashes) {
+    if (current.length > 0 && (current.length >= BATCH_OBJECTS || bytes + sizeOf(hash) > BATCH_BYTES)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(hash);
+    bytes += sizeOf(hash);
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }
 
 /** Fetches a workspace's version from the server into `repo`, with a progress bar unless `quiet`. */
@@ -105,7 +140,7 @@ export async function fetchFromServer(
     return await fetchVersion(
       repo,
       root,
-      (hash) => withRetry(() => client.downloadObject(workspaceId, hash)),
+      (hashes) => withRetry(() => client.fetchObjects(workspaceId, hashes)),
       {
         onProgress: (done, total) => {
           progress.update(done, total);

@@ -36,6 +36,8 @@ const EnvSchema = z
     UPC_MAX_OBJECT_BYTES: int(1024, 1024 * MiB).default(64 * MiB + 1024),
     UPC_MAX_PACK_BYTES: int(1024, 1024 * MiB).default(64 * MiB),
     UPC_MAX_JSON_BYTES: int(1024, 256 * MiB).default(4 * MiB),
+    // Where POST objects/fetch stops adding records to its answer (it always sends at least one).
+    UPC_MAX_FETCH_BYTES: int(1024, 1024 * MiB).default(32 * MiB),
     UPC_LOGIN_WINDOW_SECONDS: int(1, 86_400).default(900),
     UPC_LOGIN_MAX_FAILURES_PER_USER: int(1, 1_000_000).default(10),
     UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: int(1, 1_000_000).default(50),
@@ -88,6 +90,8 @@ export interface Config {
   maxObjectBytes: number;
   maxPackBytes: number;
   maxJsonBytes: number;
+  /** The body size past which POST objects/fetch adds no more records (FetchObjectsRequest). */
+  maxFetchBytes: number;
   login: { windowSeconds: number; maxFailuresPerUser: number; maxFailuresPerAddress: number };
 }
 
@@ -134,6 +138,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxObjectBytes: e.UPC_MAX_OBJECT_BYTES,
     maxPackBytes: e.UPC_MAX_PACK_BYTES,
     maxJsonBytes: e.UPC_MAX_JSON_BYTES,
+    maxFetchBytes: e.UPC_MAX_FETCH_BYTES,
     login: {
       windowSeconds: e.UPC_LOGIN_WINDOW_SECONDS,
       maxFailuresPerUser: e.UPC_LOGIN_MAX_FAILURES_PER_USER,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERRORS, isErrorCode, type ErrorCode, type Problem } from './errors.js';
+import { ObjectRecordFormatError, parseObjectRecords } from './records.js';
 import * as S from './schemas.js';
 
 /** An error answer from the server, carrying its problem document. */
@@ -92,6 +93,42 @@ export class UpcClient {
     if (range) headers.range = `bytes=${range.start}-${range.end ?? ''}`;
     const res = await this.send('GET', `/workspaces/${workspaceId}/objects/${hash}`, undefined, headers);
     return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /**
+   * The stored form of each of `hashes` the workspace has, keyed by hash (as `downloadObject` returns
+   * it); a hash missing from the map is not in the workspace. Asks `POST objects/fetch` as often as it
+   * takes: at most MAX_HASHES_PER_REQUEST hashes a request, and again for those after a capped answer.
+   * Everything asked for is held in memory at once, so pass as many hashes as you want held. Throws
+   * ObjectRecordFormatError when an answer is cut short or names an object that was not asked for (or
+   * not in the order asked).
+   */
+  async fetchObjects(workspaceId: string, hashes: readonly string[]): Promise<Map<string, Uint8Array>> {
+    const wanted = [...new Set(hashes)];
+    const found = new Map<string, Uint8Array>();
+    let next = 0;
+    while (next < wanted.length) {
+      const batch = wanted.slice(next, next + S.MAX_HASHES_PER_REQUEST);
+      const res = await this.send('POST', `/workspaces/${workspaceId}/objects/fetch`, { hashes: batch });
+      const records = parseObjectRecords(new Uint8Array(await res.arrayBuffer()));
+      const position = new Map(batch.map((hash, i) => [hash, i]));
+      // The answer covers batch[0 .. answered): records in request order, the rest left for the next ask.
+      let answered = 0;
+      for (const record of records) {
+        const at = position.get(record.hash);
+        if (at === undefined) {
+          throw new ObjectRecordFormatError(`the server sent object ${record.hash}, which was not asked for`);
+        }
+        if (at < answered) {
+          throw new ObjectRecordFormatError(`the server sent object ${record.hash} twice or out of order`);
+        }
+        found.set(record.hash, record.bytes);
+        answered = at + 1;
+      }
+      // No records at all: the workspace has none of the batch.
+      next += records.length === 0 ? batch.length : answered;
+    }
+    return found;
   }
 
   listVersions = (workspaceId: string, query: Query = {}) =>

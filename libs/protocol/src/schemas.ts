@@ -91,6 +91,25 @@ export const SetQuotaRequest = z.object({ quotaBytes: z.number().int().nonnegati
 export const MAX_HASHES_PER_REQUEST = 10_000;
 export const MissingObjectsRequest = z.object({ hashes: z.array(Hash).max(MAX_HASHES_PER_REQUEST) });
 export const MissingObjectsResponse = z.object({ missing: z.array(Hash) });
+/**
+ * `POST /workspaces/:id/objects/fetch`: many objects in one answer, for restores that need thousands.
+ *
+ * The answer is `200 application/octet-stream`, a sequence of records (records.ts, parseObjectRecords):
+ * `32 bytes raw SHA-256 id | 4 bytes big-endian length | that many bytes`, the bytes being the object's
+ * stored form exactly as `GET objects/:hash` serves it. Records come in the order the hashes were
+ * asked for; a hash asked for twice is answered once, where it first appears.
+ *
+ * - Objects the workspace does not have are left out; that is not an error.
+ * - The answer is capped (the server's UPC_MAX_FETCH_BYTES, 32 MiB by default): the server stops adding
+ *   records before the body would pass the cap, but always sends at least one record, however big, when
+ *   the workspace has any of the objects asked for. So the answer covers a *prefix* of the request: the
+ *   hashes up to the last record's id that got no record are not in the workspace; the hashes after it
+ *   were not answered, and the client asks again for them. An empty body means the workspace has none
+ *   of the objects asked for. `UpcClient.fetchObjects` does this loop.
+ */
+export const FetchObjectsRequest = z.object({
+  hashes: z.array(Hash).min(1).max(MAX_HASHES_PER_REQUEST),
+});
 export const StoredObject = z.object({
   hash: Hash,
   size: z.number().int().nonnegative(),

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Put, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import {
+  FetchObjectsRequest,
   Hash,
   Id,
   MissingObjectsRequest,
@@ -13,7 +14,7 @@ import type { z } from 'zod';
 import type { Actor } from '../actor.js';
 import { ApiException } from '../errors.js';
 import { CurrentActor } from '../middleware/auth.guard.js';
-import { BinaryBody, Docs } from '../middleware/openapi.js';
+import { BinaryBody, BinaryResponse, Docs } from '../middleware/openapi.js';
 import { ZodPipe } from '../middleware/zod.pipe.js';
 import { ObjectService } from '../services/object.service.js';
 
@@ -39,6 +40,36 @@ export class ObjectController {
     @Body(new ZodPipe(MissingObjectsRequest)) body: z.infer<typeof MissingObjectsRequest>,
   ) {
     return { missing: await this.objects.missing(actor, workspaceId, body.hashes) };
+  }
+
+  /**
+   * Many objects in one answer, for restores (FetchObjectsRequest in libs/protocol schemas.ts has the
+   * whole contract). The body is `application/octet-stream`: one record per object the workspace has,
+   * `32 bytes raw SHA-256 id | 4 bytes big-endian length | the stored form as GET objects/:hash serves
+   * it`, in the order asked for (parseObjectRecords reads it). Objects the workspace does not have are
+   * left out. The server stops adding records before the body would pass UPC_MAX_FETCH_BYTES (32 MiB by
+   * default), though it always sends at least one: the answer covers the hashes up to the last record's
+   * id, and the client asks again for those after it. An empty body: the workspace has none of them.
+   */
+  @Post('objects/fetch')
+  @HttpCode(200)
+  @Docs({ body: FetchObjectsRequest })
+  @BinaryResponse(
+    'records of `32-byte SHA-256 | 4-byte big-endian length | stored object`, in the order asked for; ' +
+      'objects the workspace lacks are left out; capped near UPC_MAX_FETCH_BYTES, so ask again for the ' +
+      'hashes after the last record',
+  )
+  async fetch(
+    @CurrentActor() actor: Actor,
+    @Param('workspaceId', new ZodPipe(Id)) workspaceId: string,
+    @Body(new ZodPipe(FetchObjectsRequest)) body: z.infer<typeof FetchObjectsRequest>,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<Buffer> {
+    const records = await this.objects.fetch(actor, workspaceId, body.hashes);
+    void reply
+      .header('content-type', 'application/octet-stream')
+      .header('cache-control', 'private, no-store');
+    return Buffer.from(records.buffer, records.byteOffset, records.byteLength);
   }
 
   @Put('objects/:hash')

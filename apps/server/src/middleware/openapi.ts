@@ -24,3 +24,10 @@ export const BinaryBody = () =>
     schema: { type: 'string', format: 'binary' },
     description: 'the raw bytes (application/octet-stream)',
   });
+
+/** Documents a raw `application/octet-stream` answer. */
+export const BinaryResponse = (description: string) =>
+  ApiOkResponse({
+    description,
+    content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+  });

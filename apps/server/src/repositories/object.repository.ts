@@ -21,6 +21,27 @@ export class ObjectRepository {
     return new Set(rows.map((row) => row.hash));
   }
 
+  /** Where each of `hashes` the workspace has is stored, in one query; absent hashes have no entry. */
+  async locate(workspaceId: string, hashes: readonly string[]): Promise<Map<string, ObjectLocation>> {
+    if (hashes.length === 0) return new Map();
+    const rows = await this.db.$queryRaw<
+      { hash: string; size: bigint; pack_hash: string | null; pack_offset: bigint | null }[]
+    >`
+      SELECT hash, size, pack_hash, pack_offset FROM stored_objects
+      WHERE workspace_id = ${workspaceId}::uuid AND hash = ANY(${hashes as string[]}::text[])`;
+    return new Map(
+      rows.map((row) => [
+        row.hash,
+        {
+          hash: row.hash,
+          size: Number(row.size),
+          packHash: row.pack_hash,
+          packOffset: row.pack_offset === null ? null : Number(row.pack_offset),
+        },
+      ]),
+    );
+  }
+
   async find(workspaceId: string, hash: string): Promise<ObjectLocation | undefined> {
     const row = await this.db.storedObject.findUnique({ where: { workspaceId_hash: { workspaceId, hash } } });
     if (!row) return undefined;
