@@ -23,6 +23,7 @@ import {
   contentListing,
   eventually,
   filesUnder,
+  history,
   isAlive,
   type Pc,
   simulatedPcs,
@@ -50,21 +51,12 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-interface HistoryRow {
-  id: string;
-  kind: string;
-  device: string | null;
-  time: string;
-  head: boolean;
-  parentId: string | null;
-}
 interface LoginJson {
   resumed: boolean;
   version: string | null;
   fetched: { objects: number; bytes: number };
 }
 
-const history = async (on: Pc) => (await on.ok(['history', '--json'])) as HistoryRow[];
 const credentials = (user: string) => ({ UPC_USER: user, UPC_PASSWORD: `${user}-password` });
 const unreachable = async () => `http://127.0.0.1:${await freePort()}`;
 

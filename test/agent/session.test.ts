@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../apps/server/src/embedded-postgres.js';
-import { contentListing, eventually, type Pc, simulatedPcs } from '../support/agent.js';
+import { contentListing, eventually, history, type Pc, simulatedPcs } from '../support/agent.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -17,14 +17,6 @@ afterAll(async () => {
   await server.close();
 });
 
-interface HistoryRow {
-  id: string;
-  kind: string;
-  device: string | null;
-  time: string;
-  head: boolean;
-  parentId: string | null;
-}
 interface Status {
   pid: number;
   state: string;
@@ -34,7 +26,6 @@ interface Status {
   conflict?: { holder: string };
 }
 
-const history = async (on: Pc) => (await on.ok(['history', '--json'])) as HistoryRow[];
 const status = async (on: Pc) => (await on.ok(['status', '--json'])) as Status;
 
 describe('upc sessions against a real server', () => {

@@ -38,13 +38,11 @@
  * workspace's bytes, a change never reached the server or a daemon outlived its logout. When a
  * step fails, the error carries the server's and the daemons' last log lines.
  */
-import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { createCipheriv, createHash, randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -52,7 +50,7 @@ import process from 'node:process';
 import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timers';
 import { decodeObject, decodeTree } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
-import { runBench, table } from './harness.js';
+import { freePort, Random, runBench, table } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SERVER_MAIN = join(ROOT, 'apps/server/dist/main.js');
@@ -190,69 +188,8 @@ const median = (values) =>
     0.5,
   );
 
-/**
- * A seeded pseudo-random stream: AES-256-CTR over zeros, keyed by SHA-256 of the seed (as in
- * image.bench.js). Its bytes are incompressible.
- */
-class Random {
-  /** @param {string} seed */
-  constructor(seed) {
-    const key = createHash('sha256').update(`upc-bench-agent:${seed}`).digest();
-    this.cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
-    this.pool = new Uint32Array(256);
-    this.at = this.pool.length;
-  }
-
-  /** @param {number} n */
-  bytes(n) {
-    return this.cipher.update(Buffer.alloc(n));
-  }
-
-  next() {
-    if (this.at === this.pool.length) {
-      new Uint8Array(this.pool.buffer).set(this.bytes(this.pool.byteLength));
-      this.at = 0;
-    }
-    return this.pool[this.at++] ?? 0;
-  }
-
-  /** A number in [0, 1). */
-  unit() {
-    return this.next() / 2 ** 32;
-  }
-
-  /** @param {number} min @param {number} max a size uniform in its logarithm */
-  logUniform(min, max) {
-    return Math.floor(min * (max / min) ** this.unit());
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The server (as in server.bench.js)
-
-/**
- * A free loopback port below the kernel's ephemeral range, so that the embedded PostgreSQL's own
- * (ephemeral) port cannot collide with it.
- * @returns {Promise<number>}
- */
-async function freePort() {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = randomInt(20_000, 32_000);
-    const free = await new Promise((resolve) => {
-      const probe = createServer();
-      probe.once('error', () => {
-        resolve(false);
-      });
-      probe.listen(port, '127.0.0.1', () => {
-        probe.close(() => {
-          resolve(true);
-        });
-      });
-    });
-    if (free) return port;
-  }
-  throw new Error('found no free port in 20000-31999');
-}
 
 /**
  * The status of an HTTP GET on loopback or on a Unix socket, with its body; status 0 when nothing
@@ -694,7 +631,7 @@ async function logout(pc, what) {
  * @returns {PlannedFile[]}
  */
 function plan(files, bytes) {
-  const random = new Random('plan');
+  const random = new Random('upc-bench-agent', 'plan');
   const largeCount = files >= LARGE_EVERY ? Math.round(files / LARGE_EVERY) : 0;
   const smallCount = files - largeCount;
   let small = Array.from({ length: smallCount }, () => random.logUniform(SMALL_SIZES.min, SMALL_SIZES.max));
@@ -740,7 +677,7 @@ function plan(files, bytes) {
  * @param {PlannedFile[]} files
  */
 async function writeFiles(root, files) {
-  const random = new Random('content');
+  const random = new Random('upc-bench-agent', 'content');
   const folders = new Set(files.map((f) => join(root, f.path, '..')));
   for (const folder of folders) await mkdir(folder, { recursive: true });
   let next = 0;
@@ -843,7 +780,7 @@ async function journalVersion(pc) {
  * @param {number | null} paceMs
  */
 async function writeChanges(pc, first, count, paceMs) {
-  const random = new Random(`changes-${String(first)}`);
+  const random = new Random('upc-bench-agent', `changes-${String(first)}`);
   const folder = join(pc.files, CHANGE_FOLDER);
   /** @type {{ name: string, at: number }[]} */
   const written = [];
@@ -1118,7 +1055,7 @@ async function run() {
 
   // 3. Logout after changes, cache off
   await upcOk(warmPc, ['device', 'keep-cache', 'off']);
-  const random = new Random('before-logout');
+  const random = new Random('upc-bench-agent', 'before-logout');
   const smallFiles = files.filter((f) => f.path.startsWith('data'));
   for (let i = 0; i < CHANGED_BEFORE_LOGOUT && smallFiles.length > 0; i++) {
     const file = /** @type {PlannedFile} */ (smallFiles[(i * 97) % smallFiles.length]);

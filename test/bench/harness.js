@@ -3,7 +3,10 @@
  * What every benchmark here shares: a deadline, Ctrl-C and SIGTERM handling, the JSON result file,
  * cleanup that runs whatever happened, and an exit code that says whether the figures are valid.
  */
+import { Buffer } from 'node:buffer';
+import { createCipheriv, createHash, randomInt } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
@@ -78,4 +81,79 @@ export function table(rows, left) {
           .join('  '),
     )
     .join('\n');
+}
+
+/**
+ * A seeded pseudo-random stream: AES-256-CTR over zeros, keyed by SHA-256 of `namespace:seed`.
+ * Fast (the cipher runs at GB/s), incompressible, and the same on every (little-endian) machine,
+ * so a benchmark's data is the same from run to run.
+ */
+export class Random {
+  /**
+   * @param {string} namespace which benchmark (keeps their data apart)
+   * @param {string} seed
+   */
+  constructor(namespace, seed) {
+    const key = createHash('sha256').update(`${namespace}:${seed}`).digest();
+    this.cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+    this.pool = new Uint32Array(256);
+    this.at = this.pool.length;
+  }
+
+  /** @param {number} n */
+  bytes(n) {
+    return this.cipher.update(Buffer.alloc(n));
+  }
+
+  /** A uniform 32-bit unsigned integer. */
+  next() {
+    if (this.at === this.pool.length) {
+      new Uint8Array(this.pool.buffer).set(this.bytes(this.pool.byteLength));
+      this.at = 0;
+    }
+    return this.pool[this.at++] ?? 0;
+  }
+
+  /** A number in [0, 1). */
+  unit() {
+    return this.next() / 2 ** 32;
+  }
+
+  /** @param {number} n an integer in [0, n) (bias below 2^-20 for the n used here) */
+  below(n) {
+    return this.next() % n;
+  }
+
+  /**
+   * A size between `min` and `max`, uniform in its logarithm.
+   * @param {number} min
+   * @param {number} max
+   */
+  logUniform(min, max) {
+    return Math.floor(min * (max / min) ** this.unit());
+  }
+}
+
+/**
+ * A free loopback port below the kernel's ephemeral range (32768+), so that the port the embedded
+ * PostgreSQL picks for itself (an ephemeral one) cannot collide with it.
+ * @returns {Promise<number>}
+ */
+export async function freePort() {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = randomInt(20_000, 32_000);
+    const free = await new Promise((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => {
+        resolve(false);
+      });
+      probe.listen(port, '127.0.0.1', () => {
+        probe.close(() => {
+          resolve(true);
+        });
+      });
+    });
+    if (free) return port;
+  }
+  throw new Error('found no free port in 20000-31999');
 }

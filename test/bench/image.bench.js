@@ -29,7 +29,6 @@
  */
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, rmSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, open, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -39,7 +38,7 @@ import process from 'node:process';
 import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import { gzipSync } from 'node:zlib';
 import { LocalRepository, materialize, snapshot, SnapshotCache } from '../../libs/image/dist/index.js';
-import { runBench, table } from './harness.js';
+import { Random, runBench, table } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RESULT_FILE = join(ROOT, 'test-results/bench-image.json');
@@ -97,51 +96,9 @@ const yieldToEvents = () =>
     setImmediate(resolve);
   });
 
-/**
- * A seeded pseudo-random stream: AES-256-CTR over zeros, keyed by SHA-256 of the seed. Fast (the
- * cipher runs at GB/s) and the same on every (little-endian) machine.
- */
-class Random {
-  /** @param {string} seed */
-  constructor(seed) {
-    const key = createHash('sha256').update(`upc-bench-image:${seed}`).digest();
-    this.cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
-    this.pool = new Uint32Array(256);
-    this.at = this.pool.length;
-  }
-
-  /** @param {number} n */
-  bytes(n) {
-    return this.cipher.update(Buffer.alloc(n));
-  }
-
-  /** A uniform 32-bit unsigned integer. */
-  next() {
-    if (this.at === this.pool.length) {
-      new Uint8Array(this.pool.buffer).set(this.bytes(this.pool.byteLength));
-      this.at = 0;
-    }
-    return this.pool[this.at++] ?? 0;
-  }
-
-  /** @param {number} n an integer in [0, n) (bias below 2^-20 for the n used here) */
-  below(n) {
-    return this.next() % n;
-  }
-
-  /**
-   * A size between `min` and `max`, uniform in its logarithm.
-   * @param {number} min
-   * @param {number} max
-   */
-  logUniform(min, max) {
-    return Math.floor(min * (max / min) ** (this.next() / 2 ** 32));
-  }
-}
-
 /** A vocabulary of 4096 made-up words. */
 const WORDS = (() => {
-  const random = new Random('words');
+  const random = new Random('upc-bench-image', 'words');
   return Array.from({ length: 4096 }, () => {
     let word = '';
     const length = 2 + random.below(9);
@@ -249,7 +206,7 @@ function binary(random, size) {
  * @param {string} seed
  */
 function content(file, seed) {
-  const random = new Random(seed);
+  const random = new Random('upc-bench-image', seed);
   switch (file.kind) {
     case 'text':
       return text(random, file.size);
@@ -269,7 +226,7 @@ function content(file, seed) {
  * random bytes (like media or archives).
  */
 function planMixed() {
-  const random = new Random('mixed-plan');
+  const random = new Random('upc-bench-image', 'mixed-plan');
   /** @type {PlannedFile[]} */
   const files = [];
   const byKind = { text: 0, binary: 0, compressed: 0 };
@@ -296,7 +253,7 @@ function planMixed() {
 
 /** Case 2: SMALL_FILES files of 100 B to 8 KiB (log-uniform), 20 folders × 10 × 100; a fifth random. */
 function planSmall() {
-  const random = new Random('small-plan');
+  const random = new Random('upc-bench-image', 'small-plan');
   return Array.from({ length: SMALL_FILES }, (_, n) => {
     const kind = random.below(5) === 0 ? 'compressed' : 'text';
     return /** @type {PlannedFile} */ ({
@@ -346,7 +303,7 @@ async function generate(dir, files, seed) {
  * @returns {Promise<string[]>} the paths changed
  */
 async function change(dir, files, seed, amounts) {
-  const random = new Random(seed);
+  const random = new Random('upc-bench-image', seed);
   const count = Math.max(1, Math.round(files.length * CHANGE_SHARE));
   const order = files.map((_, i) => i);
   const changed = [];
@@ -381,7 +338,7 @@ async function change(dir, files, seed, amounts) {
  * @param {string} dir
  */
 async function generateMany(dir) {
-  const random = new Random('many');
+  const random = new Random('upc-bench-image', 'many');
   let bytes = 0;
   for (let f = 0; f < MANY.folders; f++) {
     const folder = join(dir, `f${String(f).padStart(3, '0')}`);
@@ -408,7 +365,7 @@ async function generateMany(dir) {
 async function touchOne(dir, path, n) {
   const absolute = join(dir, path);
   const old = await readFile(absolute);
-  const fresh = new Random(`touch:${String(n)}`).bytes(old.length);
+  const fresh = new Random('upc-bench-image', `touch:${String(n)}`).bytes(old.length);
   writeFileSync(absolute, fresh);
   utimesSync(absolute, CHANGED_MTIME_S + 1000 + n, CHANGED_MTIME_S + 1000 + n);
 }

@@ -16,18 +16,17 @@
  */
 import { spawn } from 'node:child_process';
 import { Buffer } from 'node:buffer';
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { UpcClient } from '@upc/protocol';
-import { runBench, table } from './harness.js';
+import { freePort, runBench, table } from './harness.js';
 
 /**
  * The part of autocannon's API used here (it ships no type declarations).
@@ -106,30 +105,6 @@ async function within(promise, ms) {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * A free loopback port below the kernel's ephemeral range (32768+), so that the port the embedded
- * PostgreSQL picks for itself (an ephemeral one) cannot collide with it.
- * @returns {Promise<number>}
- */
-async function freePort() {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const port = randomInt(20_000, 32_000);
-    const free = await new Promise((resolve) => {
-      const server = createServer();
-      server.once('error', () => {
-        resolve(false);
-      });
-      server.listen(port, '127.0.0.1', () => {
-        server.close(() => {
-          resolve(true);
-        });
-      });
-    });
-    if (free) return port;
-  }
-  throw new Error('found no free port in 20000-31999');
 }
 
 /**

@@ -217,3 +217,16 @@ export function simulatedPcs(url: () => string): (name: string, server?: string)
     return pc;
   };
 }
+
+/** A row of `upc history --json`. */
+export interface HistoryRow {
+  id: string;
+  kind: string;
+  device: string | null;
+  time: string;
+  head: boolean;
+  parentId: string | null;
+}
+
+/** The workspace's versions, newest first, as `upc history --json` on that PC lists them. */
+export const history = async (on: Pc) => (await on.ok(['history', '--json'])) as HistoryRow[];
