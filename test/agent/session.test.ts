@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -222,7 +224,7 @@ describe('upc sessions against a real server', () => {
     await b.ok(['logout']);
   });
 
-  it('says clearly what is wrong: a bad password, an unknown server, an expired sign-in', async () => {
+  it('says clearly what is wrong: a bad password, an unknown server, something that is not a uPC server, an expired sign-in', async () => {
     await server.user('fay');
     const a = await pc('pc-a');
     const bad = await a.run(['login', '--user', 'fay', '--password-stdin'], 'not-the-password\n');
@@ -234,6 +236,23 @@ describe('upc sessions against a real server', () => {
     });
     expect(nowhere.code).toBe(4);
     expect(nowhere.stderr).toContain('cannot reach the server');
+
+    // Something answers, but it is not a uPC server.
+    const stranger = createServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/html' });
+      res.end('<h1>Not Found</h1>');
+    });
+    await new Promise<void>((resolve) => stranger.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (stranger.address() as AddressInfo).port;
+      const wrong = await a.run(['login', '--user', 'fay', '--password-stdin'], 'fay-password\n', {
+        UPC_SERVER: `http://127.0.0.1:${String(port)}`,
+      });
+      expect(wrong.code).toBe(4);
+      expect(wrong.stderr).toContain('does not answer like a uPC server (HTTP 404)');
+    } finally {
+      stranger.close();
+    }
 
     const notLoggedIn = await a.run(['sync']);
     expect(notLoggedIn.code).toBe(1);

@@ -73,7 +73,7 @@ export function homeOf(session: SessionRecord): string {
 export async function login(home: AgentHome, options: LoginOptions): Promise<LoginReport> {
   const started = performance.now();
   const client = new UpcClient({ baseUrl: options.server });
-  await client.login(options.user, options.password);
+  await signIn(client, options);
   const existing = await home.readSession();
   if (existing) return resume(home, existing, client, options, started);
 
@@ -185,6 +185,25 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     // Nothing was handed to the user yet: give the workspace back and leave the PC as it was.
     await client.releaseLease(workspace.id, device.id, lease.fencingToken).catch(() => undefined);
     await home.wipeSession();
+    throw error;
+  }
+}
+
+/** Signs in; an answer that is not the API's own says the URL is not a uPC server. */
+async function signIn(client: UpcClient, options: LoginOptions): Promise<void> {
+  try {
+    await client.login(options.user, options.password);
+  } catch (error) {
+    const foreign =
+      (error instanceof ApiError && !error.problem.type && error.status !== 401 && error.status !== 429) ||
+      error instanceof SyntaxError ||
+      (error as { name?: string }).name === 'ZodError';
+    if (foreign) {
+      throw new AgentError(
+        `${options.server} does not answer like a uPC server (${error instanceof ApiError ? `HTTP ${String(error.status)}` : 'not the expected answer'}); check UPC_SERVER or --server`,
+        EXIT.unreachable,
+      );
+    }
     throw error;
   }
 }
