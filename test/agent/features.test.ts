@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   cp,
@@ -28,6 +29,7 @@ import {
   type Pc,
   simulatedPcs,
   startUpc,
+  UPC,
 } from '../support/agent.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -502,8 +504,8 @@ describe('sessions on one PC', () => {
 });
 
 /**
- * A proxy to the test server that holds back every object download (single or batch) over 200 KiB
- * for `delayMs`:
+ * A proxy to the test server that holds back the answer to every object download (single or batch)
+ * and every object or pack upload over 200 KiB for `delayMs`:
  * a login's fetch then takes that long, however fast this machine is.
  */
 async function slowDownloads(
@@ -522,7 +524,8 @@ async function slowDownloads(
           const download =
             (req.method === 'GET' && /\/objects\/[0-9a-f]{64}$/.test(req.url ?? '')) ||
             (req.method === 'POST' && /\/objects\/fetch$/.test(req.url ?? ''));
-          const slow = download && body.length > 200_000;
+          const upload = req.method === 'PUT' && Number(req.headers['content-length'] ?? 0) > 200_000;
+          const slow = (download && body.length > 200_000) || upload;
           if (slow) delayed++;
           setTimeout(
             () => {
@@ -572,9 +575,62 @@ describe('progress', () => {
       expect(plain.stderr).not.toContain('\r');
       expect(plain.stdout).not.toMatch(/fetching|restoring/);
       expect(plain.stdout).toContain('logged in as pia');
+
+      // An upload that takes a while: `upc sync` says how far it is.
+      await writeFile(join(a.files, 'upload.bin'), randomBytes(6 * 1024 * 1024));
+      const synced = await a.run(['sync']);
+      expect(synced.code, synced.stderr).toBe(0);
+      const uploading = synced.stderr.split('\n').filter((line) => line.startsWith('uploading'));
+      expect(uploading.length).toBeGreaterThan(0);
+      for (const line of uploading) expect(line).toMatch(/^uploading: [\d.]+ (B|KiB|MiB) of [\d.]+ MiB$/);
+      expect(synced.stdout).toMatch(/^saved as version [0-9a-f-]{36}\n$/);
+      await logoutOk(a);
+    } finally {
+      slow.close();
+    }
+  });
+
+  it('draws a bar on a terminal', async () => {
+    await server.user('quin');
+    const w = await pc('pc-w');
+    await loginOk(w, 'quin');
+    await writeFile(join(w.files, 'big.bin'), randomBytes(6 * 1024 * 1024));
+    await logoutOk(w);
+    const slow = await slowDownloads(600);
+    try {
+      const a = await pc('pc-a');
+      // util-linux `script` gives the command a pseudo-terminal, as a person at a PC has.
+      const command = `printf 'quin-password\\n' | ${process.execPath} ${UPC} login --user quin --password-stdin`;
+      const tty = await runProcess('script', ['-qec', command, '/dev/null'], {
+        ...a.env,
+        UPC_SERVER: slow.url,
+      });
+      expect(tty.code, tty.stdout).toBe(0);
+      expect(tty.stdout).toMatch(/\rfetching \[#*-*\] +\d+% /);
+      expect(tty.stdout).toContain('\rfetching [##############################] 100% 6.0 MiB/6.0 MiB');
+      expect(tty.stdout).toContain('logged in as quin');
       await logoutOk(a);
     } finally {
       slow.close();
     }
   });
 });
+
+/** Runs a program to its end, collecting its output. */
+function runProcess(
+  program: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { env: { PATH: process.env.PATH ?? '', ...env } });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, stdout });
+    });
+    child.stdin.end();
+  });
+}
