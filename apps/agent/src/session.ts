@@ -325,13 +325,20 @@ export async function callDaemon(
 
 const DAEMON = fileURLToPath(new URL('./daemon.js', import.meta.url));
 
+/** The daemon's environment: this command's, without the password it may have been given. */
+function daemonEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.UPC_PASSWORD;
+  return env;
+}
+
 /** Starts the session's daemon and waits until it answers. */
 async function startDaemon(home: AgentHome, recover: boolean): Promise<DaemonStatus> {
   const log = openSync(home.daemonLog, 'a', 0o600);
   const child = spawn(process.execPath, [DAEMON, home.dir, ...(recover ? ['--recover'] : [])], {
     detached: true,
     stdio: ['ignore', log, log],
-    env: process.env,
+    env: daemonEnvironment(),
   });
   closeSync(log);
   const started = { exited: false };
