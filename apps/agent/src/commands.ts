@@ -3,6 +3,7 @@ import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { ParseArgsConfig } from 'node:util';
 import { UpcClient } from '@upc/protocol';
+import { describePolicy, openWorkspace, policyReport, readOverride } from './account.js';
 import { AgentError, EXIT } from './exit-codes.js';
 import { exportImage, importImage, runFile } from './image.js';
 import { history, restore } from './history.js';
@@ -219,6 +220,77 @@ workspace's home folder. The session's files change in place and the result is c
         result,
         `restored ${result.path ?? 'the workspace'} from ${result.from}: now version ${result.versionId ?? '?'}`,
       );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['policy', 'show'],
+    usage: 'upc policy show [--workspace NAME] [--json]',
+    summary: "the workspace's policy: this PC's default and the workspace's override, one rule per line",
+    details: `
+Rules that come from the workspace's override are marked, and default rules it removes are listed.
+The rules (DESIGN.md): forward (saved, the host's content hidden), cow (the host's content beneath,
+changes saved), host (passed through), ephemeral (empty each session), exclude (never saved).
+`,
+    options: { ...COMMON, workspace: { type: 'string', short: 'w' } },
+    async run({ positionals, values, settings }) {
+      noPositionals(positionals);
+      const { workspace } = await openWorkspace(
+        new AgentHome(settings.home),
+        () => signedIn(settings, values, { sessionToken: true }),
+        stringOption(values.workspace),
+      );
+      const report = policyReport(workspace);
+      print(values, report, describePolicy(report));
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['policy', 'set'],
+    usage: 'upc policy set FILE [--workspace NAME] [--json]',
+    summary: "store FILE (a JSON override of the default policy) as the workspace's policy",
+    details: `
+FILE is {"v": 1, "platform": "linux", "rules": [...]}: its rules replace the default's rule for the
+same path (or pattern) and add new ones; {"kind": "none", "path": P} (or "pattern") removes the
+default's rule. Paths are absolute; ~ is the user's home. Example, to keep build output out of the
+image: {"v": 1, "platform": "linux", "rules": [{"kind": "exclude", "pattern": "~/build/**"}]}
+A FILE that is not valid is refused (exit 2) with the rules at fault. The policy applies from the
+next login; a session already open keeps the one it started with.
+`,
+    options: { ...COMMON, workspace: { type: 'string', short: 'w' } },
+    async run({ positionals, values, settings }) {
+      const [file] = positionals;
+      if (!file || positionals.length > 1) throw new AgentError('give exactly one FILE', EXIT.usage);
+      const override = await readOverride(file);
+      const { client, workspace } = await openWorkspace(
+        new AgentHome(settings.home),
+        () => signedIn(settings, values, { sessionToken: true }),
+        stringOption(values.workspace),
+        { create: true },
+      );
+      const report = policyReport(await client.setPolicy(workspace.id, override));
+      print(
+        values,
+        report,
+        `stored the policy of "${workspace.name}"; it applies from the next login\n${describePolicy(report)}`,
+      );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['policy', 'reset'],
+    usage: 'upc policy reset [--workspace NAME] [--json]',
+    summary: "remove the workspace's override: the default policy applies from the next login",
+    options: { ...COMMON, workspace: { type: 'string', short: 'w' } },
+    async run({ positionals, values, settings }) {
+      noPositionals(positionals);
+      const { client, workspace } = await openWorkspace(
+        new AgentHome(settings.home),
+        () => signedIn(settings, values, { sessionToken: true }),
+        stringOption(values.workspace),
+      );
+      const report = policyReport(await client.setPolicy(workspace.id, null));
+      print(values, report, `the policy of "${workspace.name}" is the default again from the next login`);
       return EXIT.ok;
     },
   },

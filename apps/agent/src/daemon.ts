@@ -10,7 +10,7 @@ import { LeaseKeeper } from './lease.js';
 import { FileRemote, type Remote, ServerRemote } from './remote.js';
 import { isTransient } from './retry.js';
 import { AgentHome, writeFileAtomic } from './state.js';
-import { isExcluded, Syncer } from './sync.js';
+import { Syncer } from './sync.js';
 
 /** A change is committed at most this long after the watcher reports it. */
 const DEBOUNCE_MS = 150;
@@ -233,7 +233,7 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
       ignoreInitial: true,
       atomic: false,
       followSymlinks: false,
-      ignored: (path: string) => isExcluded(relative(root, path).split(sep).join('/')),
+      ignored: (path: string) => syncer.isExcluded(relative(root, path).split(sep).join('/')),
     });
     watcher.on('all', (_event, path) => {
       syncer.noteChange(relative(root, path).split(sep).join('/'));

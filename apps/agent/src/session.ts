@@ -6,6 +6,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CHUNKER, LocalRepository, materialize, primeSnapshotCache } from '@upc/image';
+import {
+  defaultPolicy,
+  type EffectivePolicy,
+  effectivePolicy,
+  layers,
+  type Platform,
+  type Policy,
+  parsePolicy,
+  PolicyError,
+  policyDocument,
+} from '@upc/policy';
 import { ApiError, UpcClient } from '@upc/protocol';
 import { loadCache, saveCache } from './cache.js';
 import { AgentError, EXIT } from './exit-codes.js';
@@ -60,6 +71,42 @@ export interface LoginOptions {
   quiet: boolean;
 }
 
+/** This PC's platform, as policies name it. */
+export const PLATFORM: Platform = process.platform === 'win32' ? 'windows' : 'linux';
+
+/** Whether a stored override is for this PC's platform (one for another platform is left aside). */
+export function overrideApplies(override: unknown): boolean {
+  const platform = (override as { platform?: unknown } | null)?.platform;
+  return override !== null && (platform === PLATFORM || (platform !== 'linux' && platform !== 'windows'));
+}
+
+/**
+ * The policy a workspace runs with: the platform's default and the workspace's override. Refuses
+ * one that is not valid, or that does not forward the user's home: the agent keeps the session's
+ * HOME in the image's `home` layer.
+ */
+export function workspacePolicy(override: unknown, platform: Platform = PLATFORM): EffectivePolicy {
+  let policy: EffectivePolicy;
+  try {
+    policy = effectivePolicy(defaultPolicy(platform), override);
+  } catch (error) {
+    if (error instanceof PolicyError) throw new AgentError(error.message, EXIT.usage);
+    throw error;
+  }
+  if (!layers(policy).some((layer) => layer.name === 'home' && layer.kind === 'forward')) {
+    throw new AgentError(
+      `the policy must forward the user's home (forward ${platform === 'linux' ? '/home/<user>' : 'C:\\Users\\<user>'}): the session's HOME is kept there`,
+      EXIT.usage,
+    );
+  }
+  return policy;
+}
+
+/** The policy a session runs with: the one fixed at login, else this PC's default. */
+export function sessionPolicy(session: SessionRecord): Policy {
+  return session.policy ? parsePolicy(session.policy) : defaultPolicy(PLATFORM);
+}
+
 /** The folder the session's programs use as HOME. */
 export function homeOf(session: SessionRecord): string {
   return join(session.path, 'home');
@@ -86,6 +133,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
   const workspace =
     (await client.listWorkspaces()).find((w) => w.name === options.workspace) ??
     (await client.createWorkspace({ name: options.workspace }));
+  const policy = policyOfWorkspace(workspace.name, workspace.policy);
   let lease;
   try {
     lease = options.takeOver
@@ -148,6 +196,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
       workspace: { id: workspace.id, name: workspace.name },
       path: home.workspaceDir,
       committed: { versionId: head?.id ?? null, root: head?.rootTree ?? '' },
+      policy: { ...policyDocument(policy) },
       server: {
         url: options.server,
         token: client.token ?? '',
@@ -186,6 +235,19 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     await client.releaseLease(workspace.id, device.id, lease.fencingToken).catch(() => undefined);
     await home.wipeSession();
     throw error;
+  }
+}
+
+/** The workspace's policy for a login, or why the workspace cannot be opened with it. */
+function policyOfWorkspace(name: string, override: unknown): EffectivePolicy {
+  try {
+    return workspacePolicy(overrideApplies(override) ? override : null);
+  } catch (error) {
+    if (!(error instanceof AgentError)) throw error;
+    throw new AgentError(
+      `workspace "${name}" cannot be opened: ${error.message}\n` +
+        `(upc policy set FILE --workspace "${name}" replaces it; upc policy reset --workspace "${name}" removes it)`,
+    );
   }
 }
 

@@ -158,6 +158,11 @@ export const SessionRecord = z.object({
     .optional(),
   file: z.string().optional(),
   /**
+   * The workspace's effective policy when the session began (a libs/policy document): what the
+   * daemon keeps out of the image. Absent for `.upc` files and older sessions: this PC's default.
+   */
+  policy: z.record(z.string(), z.unknown()).optional(),
+  /**
    * Set once another PC took the lease: from then on this PC's changes are committed as `conflict`
    * versions chained from `committed`, never moving HEAD.
    */

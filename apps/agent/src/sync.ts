@@ -1,16 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_CHUNKER, type LocalRepository, SnapshotCache, snapshot } from '@upc/image';
+import { excludeMatcher } from '@upc/policy';
 import { newObjects } from './objects.js';
 import { type CommitKind, LeaseLostError, type Remote } from './remote.js';
 import { isTransient } from './retry.js';
+import { sessionPolicy } from './session.js';
 import { type AgentHome, type SessionRecord, writeFileAtomic } from './state.js';
-
-/** Paths inside the image that are never saved (the policy's `exclude` rules; caches). */
-const EXCLUDED = ['home/.cache'];
-
-export function isExcluded(path: string): boolean {
-  return EXCLUDED.some((prefix) => path === prefix || path.startsWith(prefix + '/'));
-}
 
 /** What the sync daemon reports; `upc status` prints it. */
 export interface SyncState {
@@ -55,6 +50,11 @@ export class Syncer {
   recovering = false;
   /** The `recovery` version this daemon committed, if it did. */
   recoveredVersion: string | null = null;
+  /**
+   * Paths inside the image (`home/.cache/x`) that are never saved: the session policy's `exclude`
+   * rules (by default `~/.cache/**`).
+   */
+  readonly isExcluded: (path: string) => boolean;
 
   private constructor(
     private readonly home: AgentHome,
@@ -64,7 +64,9 @@ export class Syncer {
     private readonly cache: SnapshotCache,
     private readonly onLeaseLost: LeaseLostHandler,
     private readonly log: (message: string) => void,
-  ) {}
+  ) {
+    this.isExcluded = excludeMatcher(sessionPolicy(session), { user: session.server?.username });
+  }
 
   static async open(
     home: AgentHome,
@@ -86,7 +88,7 @@ export class Syncer {
 
   /** A path (relative to the workspace folder) that may have changed. */
   noteChange(path: string): void {
-    if (isExcluded(path)) return;
+    if (this.isExcluded(path)) return;
     this.hints.add(path);
   }
 
@@ -161,7 +163,7 @@ export class Syncer {
       result = await snapshot(this.home.workspaceDir, this.repo, {
         cache: this.cache,
         ...(full ? {} : { changed: hints }),
-        exclude: isExcluded,
+        exclude: this.isExcluded,
         onSkip: (path, reason) => {
           this.log(`not saved: ${path}: ${reason}`);
         },
