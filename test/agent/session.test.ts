@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { UpcClient } from '@upc/protocol';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../apps/server/src/embedded-postgres.js';
@@ -129,6 +130,37 @@ describe('upc sessions against a real server', () => {
       'new-folder/also.txt': expect.stringContaining('file') as unknown,
     });
     await b.ok(['logout']);
+  });
+
+  it('adopts a commit of its own whose answer was lost, instead of calling it a conflict', async () => {
+    await server.user('cal');
+    const a = await pc('pc-a');
+    expect((await a.login('cal')).code).toBe(0);
+    await writeFile(join(a.files, 'one.txt'), 'one');
+    await a.ok(['sync']);
+    // What a daemon killed between the server's answer and its journal write leaves behind: HEAD
+    // moved by this PC, under its still-current lease, with session.json one version behind.
+    const session = JSON.parse(await readFile(join(a.home, 'session', 'session.json'), 'utf8')) as {
+      workspace: { id: string };
+      committed: { versionId: string; root: string };
+      server: { url: string; token: string; deviceId: string; fencingToken: number };
+    };
+    const client = new UpcClient({ baseUrl: session.server.url, token: session.server.token });
+    const lost = await client.commit(session.workspace.id, {
+      parentId: session.committed.versionId,
+      rootTree: session.committed.root,
+      kind: 'sync',
+      deviceId: session.server.deviceId,
+      fencingToken: session.server.fencingToken,
+    });
+
+    await writeFile(join(a.files, 'two.txt'), 'two');
+    await a.ok(['sync']);
+    const rows = await history(a);
+    expect(rows.map((v) => v.kind)).not.toContain('conflict');
+    expect(rows[0]).toMatchObject({ head: true, parentId: lost.id });
+    expect((await status(a)).state).toBe('clean');
+    await a.ok(['logout']);
   });
 
   it('keeps working offline and drains the queue when the server is back, without duplicates', async () => {

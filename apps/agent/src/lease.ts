@@ -60,10 +60,41 @@ export class LeaseKeeper {
     if (ttl > 0) this.renewEveryMs = Math.max(1000, Math.floor(ttl / 3));
   }
 
+  /**
+   * A commit the server took but whose answer never arrived (the daemon died in between) leaves
+   * HEAD ahead of `session.committed`, under this PC's own lease. While the lease is still ours
+   * with the same fencing token nobody else can have committed, so HEAD is ours: adopt it.
+   * True when the lease is still ours and `session.committed` is HEAD (adopted or already).
+   */
+  private async adoptOwnHead(): Promise<boolean> {
+    const workspaceId = this.session.workspace.id;
+    try {
+      await this.client.renewLease(workspaceId, this.server.deviceId, this.server.fencingToken);
+    } catch (error) {
+      if (
+        error instanceof ApiError &&
+        (error.code === 'lease_not_held' || error.code === 'stale_fencing_token')
+      ) {
+        return false;
+      }
+      throw error;
+    }
+    const { headVersionId } = await this.client.getWorkspace(workspaceId);
+    if (headVersionId === this.session.committed.versionId) return true;
+    if (!headVersionId) return false;
+    const head = await this.client.getVersion(workspaceId, headVersionId);
+    if (head.deviceId !== this.server.deviceId) return false;
+    this.session.committed = { versionId: head.id, root: head.rootTree };
+    await this.home.writeSession(this.session);
+    this.log(`HEAD ${head.id} is this PC's own commit whose answer was lost; continuing from it`);
+    return true;
+  }
+
   /** For the syncer: a commit was refused for the lease. */
   onLeaseLost = async (_error: LeaseLostError): Promise<'retry' | { holder: string }> => this.regain();
 
   private async regain(): Promise<'retry' | { holder: string }> {
+    if (await this.adoptOwnHead()) return 'retry';
     const workspaceId = this.session.workspace.id;
     try {
       const lease = await this.client.acquireLease(workspaceId, this.server.deviceId);

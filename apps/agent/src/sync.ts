@@ -204,9 +204,15 @@ export class Syncer {
       if (!(error instanceof LeaseLostError)) throw error;
       const decision = await this.onLeaseLost(error);
       if (decision !== 'retry') this.enterConflict(decision.holder);
+      // The last committed version may have moved on (a commit of ours whose answer was lost).
+      const parent = this.session.committed;
+      if (!this.session.conflict && parent.root === result.root) {
+        this.pendingBytes = 0;
+        return { versionId: parent.versionId, root: parent.root, committed: false };
+      }
       versionId = await this.remote.commit(this.repo, {
         ...request,
-        parentId: committed.versionId,
+        parentId: parent.versionId,
         kind: this.session.conflict ? 'conflict' : kind,
       });
     }
