@@ -47,10 +47,20 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
-import { clearInterval, clearTimeout, setInterval, setTimeout } from 'node:timers';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { decodeObject, decodeTree } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
-import { freePort, Random, runBench, table } from './harness.js';
+import {
+  freePort,
+  Random,
+  isAlive,
+  killGroup,
+  postmasterPid,
+  runBench,
+  stopPid,
+  table,
+  within,
+} from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SERVER_MAIN = join(ROOT, 'apps/server/dist/main.js');
@@ -149,26 +159,6 @@ const log = (message) => {
 
 function checkAborted() {
   if (aborted) throw new Error('aborted');
-}
-
-/**
- * `promise`, or `undefined` once `ms` have passed (the timer does not outlive the race).
- * @template T
- * @param {Promise<T>} promise
- * @param {number} ms
- * @returns {Promise<T | undefined>}
- */
-async function within(promise, ms) {
-  /** @type {NodeJS.Timeout | undefined} */
-  let timer;
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  try {
-    return /** @type {T | undefined} */ (await Promise.race([promise, timeout]));
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -306,28 +296,6 @@ async function stopServer() {
   return exit;
 }
 
-/** @param {string} dataDir */
-async function postmasterPid(dataDir) {
-  try {
-    const pid = Number(
-      (await readFile(join(dataDir, 'postgres', 'cluster', 'postmaster.pid'), 'utf8')).split('\n')[0],
-    );
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** @param {number} pid */
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return /** @type {NodeJS.ErrnoException} */ (error).code === 'EPERM';
-  }
-}
-
 /**
  * Whether the process runs: an exited one its parent has not reaped yet (a zombie; a daemon's
  * parent is init, which may take its time) does not.
@@ -337,30 +305,6 @@ async function isRunning(pid) {
   if (!isAlive(pid)) return false;
   const stat = await readFile(`/proc/${String(pid)}/stat`, 'utf8').catch(() => '');
   return stat === '' || stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-}
-
-/** SIGINT, then SIGKILL after 5 s. @param {number} pid */
-async function stopPid(pid) {
-  try {
-    process.kill(pid, 'SIGINT');
-  } catch {
-    return;
-  }
-  for (let waited = 0; waited < 5000 && isAlive(pid); waited += 50) await sleep(50);
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone
-  }
-}
-
-/** @param {number} pgid */
-function killGroup(pgid) {
-  try {
-    process.kill(-pgid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
 }
 
 /**

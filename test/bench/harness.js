@@ -5,11 +5,12 @@
  */
 import { Buffer } from 'node:buffer';
 import { createCipheriv, createHash, randomInt } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * @template {{ problems: string[] }} R
@@ -156,4 +157,76 @@ export async function freePort() {
     if (free) return port;
   }
   throw new Error('found no free port in 20000-31999');
+}
+
+// Processes: what the benchmarks that start a server (and agents) share.
+
+/** @param {number} pid */
+export function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return /** @type {NodeJS.ErrnoException} */ (error).code === 'EPERM';
+  }
+}
+
+/** @param {number} pgid */
+export function killGroup(pgid) {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/**
+ * The pid of the PostgreSQL running a cluster under `dataDir`, from its postmaster.pid.
+ * @param {string} dataDir
+ * @returns {Promise<number | undefined>}
+ */
+export async function postmasterPid(dataDir) {
+  try {
+    const pid = Number(
+      (await readFile(join(dataDir, 'postgres', 'cluster', 'postmaster.pid'), 'utf8')).split('\n')[0],
+    );
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGINT, then SIGKILL after 5 s. @param {number} pid */
+export async function stopPid(pid) {
+  try {
+    process.kill(pid, 'SIGINT');
+  } catch {
+    return;
+  }
+  for (let waited = 0; waited < 5000 && isAlive(pid); waited += 50) await sleep(50);
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+}
+
+/**
+ * `promise`, or `undefined` once `ms` have passed (the timer does not outlive the race).
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @returns {Promise<T | undefined>}
+ */
+export async function within(promise, ms) {
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    return /** @type {T | undefined} */ (await Promise.race([promise, timeout]));
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -24,9 +24,9 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
-import { clearTimeout, setTimeout } from 'node:timers';
+import { setTimeout } from 'node:timers';
 import { UpcClient } from '@upc/protocol';
-import { freePort, runBench, table } from './harness.js';
+import { freePort, isAlive, killGroup, postmasterPid, runBench, stopPid, table, within } from './harness.js';
 
 /**
  * The part of autocannon's API used here (it ships no type declarations).
@@ -86,26 +86,6 @@ const sleep = (ms) =>
 
 /** @param {number} ms */
 const round = (ms) => Math.round(ms * 10) / 10;
-
-/**
- * `promise`, or `undefined` once `ms` have passed (the timer does not outlive the race).
- * @template T
- * @param {Promise<T>} promise
- * @param {number} ms
- * @returns {Promise<T | undefined>}
- */
-async function within(promise, ms) {
-  /** @type {NodeJS.Timeout | undefined} */
-  let timer;
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  try {
-    return /** @type {T | undefined} */ (await Promise.race([promise, timeout]));
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * The status of GET /api/v1/health, or 0 when nothing answers.
@@ -242,50 +222,6 @@ async function stopServer(server, readyMs) {
   };
 }
 
-/**
- * The pid of the PostgreSQL running a cluster under `dataDir`, from its postmaster.pid.
- * @param {string} dataDir
- * @returns {Promise<number | undefined>}
- */
-async function postmasterPid(dataDir) {
-  try {
-    const pid = Number(
-      (await readFile(join(dataDir, 'postgres', 'cluster', 'postmaster.pid'), 'utf8')).split('\n')[0],
-    );
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** @param {number} pid */
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return /** @type {NodeJS.ErrnoException} */ (error).code === 'EPERM';
-  }
-}
-
-/**
- * SIGINT (PostgreSQL's fast shutdown), then SIGKILL if it is still there after 5 s.
- * @param {number} pid
- */
-async function stopPid(pid) {
-  try {
-    process.kill(pid, 'SIGINT');
-  } catch {
-    return;
-  }
-  for (let waited = 0; waited < 5000 && isAlive(pid); waited += 50) await sleep(50);
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone
-  }
-}
-
 /** @param {number} pgid */
 function groupAlive(pgid) {
   try {
@@ -293,15 +229,6 @@ function groupAlive(pgid) {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** @param {number} pgid */
-function killGroup(pgid) {
-  try {
-    process.kill(-pgid, 'SIGKILL');
-  } catch {
-    // already gone
   }
 }
 
