@@ -9,7 +9,7 @@ const HELP = `upc ${AGENT_VERSION} — your workspace, on any PC
 
 usage: upc COMMAND [options]   (upc COMMAND --help for one command)
 
-${commands.map((c) => `  ${c.usage.padEnd(58)} ${c.summary}`).join('\n')}
+${commands.map((c) => `  ${c.usage}\n      ${c.summary}`).join('\n')}
 
 environment: UPC_SERVER (default http://localhost:8080), UPC_HOME (default ~/.upc),
              UPC_DEVICE_NAME, UPC_USER and UPC_PASSWORD (for scripts and admin commands)
