@@ -43,7 +43,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
@@ -51,7 +51,9 @@ import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { decodeObject, decodeTree } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
 import {
+  describeMachine,
   freePort,
+  loadAverage,
   Random,
   isAlive,
   killGroup,
@@ -914,7 +916,7 @@ function medianLogin(runs) {
 }
 
 async function run() {
-  const loadAverageAtStart = round(loadavg()[0] ?? 0);
+  const loadAverageAtStart = loadAverage();
   for (const file of [SERVER_MAIN, UPC]) {
     if (!existsSync(file)) throw new Error(`${file} is missing: run "npm run build" first`);
   }
@@ -1018,15 +1020,7 @@ async function run() {
 
   return {
     date: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(totalmem() / GiB),
-      os: `${process.platform} ${release()}`,
-      node: process.version,
-      loadAverageAtStart,
-      loadAverageAtEnd: round(loadavg()[0] ?? 0),
-    },
+    machine: describeMachine(loadAverageAtStart),
     setup: 'real server process (embedded PostgreSQL + filesystem store) and real upc processes on loopback',
     workspace: {
       files: files.length,

@@ -7,6 +7,7 @@ import { Buffer } from 'node:buffer';
 import { createCipheriv, createHash, randomInt } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
@@ -229,4 +230,23 @@ export async function within(promise, ms) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The 1-minute load average, to two decimals: how busy the machine is. */
+export const loadAverage = () => Math.round((loadavg()[0] ?? 0) * 100) / 100;
+
+/**
+ * What a result file says about the machine it was measured on; call at the end of a run.
+ * @param {number} loadAverageAtStart from `loadAverage()` when the run began
+ */
+export function describeMachine(loadAverageAtStart) {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 1024 ** 3),
+    os: `${process.platform} ${release()}`,
+    node: process.version,
+    loadAverageAtStart,
+    loadAverageAtEnd: loadAverage(),
+  };
 }

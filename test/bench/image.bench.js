@@ -31,14 +31,14 @@ import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, rmSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, open, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import { gzipSync } from 'node:zlib';
 import { LocalRepository, materialize, snapshot, SnapshotCache } from '../../libs/image/dist/index.js';
-import { Random, runBench, table } from './harness.js';
+import { describeMachine, loadAverage, Random, runBench, table } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RESULT_FILE = join(ROOT, 'test-results/bench-image.json');
@@ -663,7 +663,7 @@ function median(values) {
 }
 
 async function run() {
-  const loadAverageAtStart = round2(loadavg()[0] ?? 0);
+  const loadAverageAtStart = loadAverage();
   await ensureRestic();
   const resticVersion = (await exec('restic', ['version'])).stdout.trim();
   workDir = await mkdtemp(join(tmpdir(), 'upc-bench-image-'));
@@ -925,15 +925,7 @@ async function run() {
 
   return {
     date: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      memoryGiB: Math.round(totalmem() / GiB),
-      os: `${process.platform} ${release()}`,
-      node: process.version,
-      loadAverageAtStart,
-      loadAverageAtEnd: round2(loadavg()[0] ?? 0),
-    },
+    machine: describeMachine(loadAverageAtStart),
     restic: { version: resticVersion, repositoryVersion: resticRepositoryVersion ?? null },
     data: {
       generationMs: Math.round(generation.ms),

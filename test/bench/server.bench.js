@@ -20,13 +20,24 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { setTimeout } from 'node:timers';
 import { UpcClient } from '@upc/protocol';
-import { freePort, isAlive, killGroup, postmasterPid, runBench, stopPid, table, within } from './harness.js';
+import {
+  describeMachine,
+  freePort,
+  isAlive,
+  killGroup,
+  loadAverage,
+  postmasterPid,
+  runBench,
+  stopPid,
+  table,
+  within,
+} from './harness.js';
 
 /**
  * The part of autocannon's API used here (it ships no type declarations).
@@ -343,7 +354,7 @@ async function rssMiB(pid) {
 }
 
 async function run() {
-  const loadAverageAtStart = round(loadavg()[0] ?? 0);
+  const loadAverageAtStart = loadAverage();
   const dataDir = await mkdtemp(join(tmpdir(), 'upc-bench-'));
   folders.push(dataDir);
   // As root the embedded PostgreSQL runs as `postgres`, which must traverse into the data folder.
@@ -370,13 +381,7 @@ async function run() {
 
   return {
     date: new Date().toISOString(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      os: `${process.platform} ${release()}`,
-      node: process.version,
-      loadAverageAtStart,
-    },
+    machine: describeMachine(loadAverageAtStart),
     setup: 'embedded PostgreSQL + filesystem store, loopback; autocannon in the bench process',
     start: { cold: coldRun, warm: warmRun },
     load: { ...LOAD, serverRssMiBAtReady, serverRssMiBAfterLoad, results: [health, missing] },
