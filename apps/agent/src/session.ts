@@ -395,7 +395,7 @@ function daemonEnvironment(): NodeJS.ProcessEnv {
 }
 
 /** Starts the session's daemon and waits until it answers. */
-async function startDaemon(home: AgentHome, recover: boolean): Promise<DaemonStatus> {
+export async function startDaemon(home: AgentHome, recover: boolean): Promise<DaemonStatus> {
   const log = openSync(home.daemonLog, 'a', 0o600);
   const child = spawn(process.execPath, [DAEMON, home.dir, ...(recover ? ['--recover'] : [])], {
     detached: true,
@@ -565,5 +565,3 @@ export async function logout(
     timings: { syncMs: ms(synced - started), totalMs: ms(performance.now() - started) },
   };
 }
-
-export { startDaemon };

@@ -133,7 +133,7 @@ export const DevicePreferences = z.object({
 export type DevicePreferences = z.infer<typeof DevicePreferences>;
 
 /** The last version this PC committed (or restored): what a snapshot is compared against. */
-export const Committed = z.object({ versionId: z.string().nullable(), root: z.string() });
+const Committed = z.object({ versionId: z.string().nullable(), root: z.string() });
 
 export const SessionRecord = z.object({
   v: z.literal(1),
