@@ -76,6 +76,20 @@ export default tseslint.config(
     ['@upc/server', '@upc/agent', '@upc/driver'],
     ['**/server/**', '**/agent/**'],
   ),
+  // Nothing but the driver's privileged module calls libc: it alone loads koffi.
+  {
+    files: ['**/*.ts', '**/*.js'],
+    ignores: ['driver/src/linux/privileged.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "Literal[value='koffi']",
+          message: 'only driver/src/linux/privileged.ts calls libc (koffi)',
+        },
+      ],
+    },
+  },
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,

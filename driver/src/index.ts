@@ -1,4 +1,20 @@
 import type { RuleKind } from '@upc/policy';
 
-/** The rule kinds the driver turns into mounts; the Linux driver itself lands with issue 5. */
+/** The rule kinds the driver turns into mounts. */
 export const MOUNTED_RULE_KINDS: readonly RuleKind[] = ['forward', 'cow', 'ephemeral'];
+
+export {
+  DriverError,
+  enter,
+  type EnterOptions,
+  HOST_SECRETS,
+  isolationAvailable,
+  isRunning,
+  type NamespaceSession,
+  planSession,
+  type SessionSpec,
+  startSession,
+  stopSession,
+} from './linux/session.js';
+export { ensureIdentity, findUser, type Identity } from './linux/identity.js';
+export { isOpaque, type Operation, perform, type Result } from './linux/privileged.js';

@@ -17,10 +17,16 @@ export interface UpcResult {
 }
 
 /** Runs the real `upc` command (built by `npm test`'s build step) and collects what it said. */
-export function runUpc(args: string[], env: Record<string, string> = {}, input = ''): Promise<UpcResult> {
+export function runUpc(
+  args: string[],
+  env: Record<string, string> = {},
+  input = '',
+  prefix: string[] = [],
+): Promise<UpcResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [UPC, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
+    const [program, ...rest] = [...prefix, process.execPath, UPC, ...args] as [string, ...string[]];
+    const child = spawn(program, rest, {
+      env: { PATH: process.env.PATH ?? '', UPC_ISOLATION: 'none', ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -43,7 +49,7 @@ export function startUpc(
   env: Record<string, string>,
 ): { child: ChildProcess; done: Promise<UpcResult> } {
   const child = spawn(process.execPath, [UPC, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', UPC_ISOLATION: 'none', ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -76,6 +82,14 @@ export function isAlive(pid: number): boolean {
 
 /** A simulated PC: its own agent home, device name and server. */
 export class Pc {
+  /**
+   * How `upc` is started on this PC: by default directly, its sessions plain folders
+   * (`UPC_ISOLATION=none`, what the agent tests before the driver expect); a PC of
+   * test/support/hosts.ts runs it in a mount namespace of its own, isolated.
+   */
+  prefix: string[] = [];
+  isolation: 'none' | 'auto' = 'none';
+
   private constructor(
     readonly home: string,
     readonly name: string,
@@ -87,7 +101,12 @@ export class Pc {
   }
 
   get env(): Record<string, string> {
-    return { UPC_HOME: this.home, UPC_SERVER: this.server, UPC_DEVICE_NAME: this.name };
+    return {
+      UPC_HOME: this.home,
+      UPC_SERVER: this.server,
+      UPC_DEVICE_NAME: this.name,
+      UPC_ISOLATION: this.isolation,
+    };
   }
 
   /** The workspace's home folder in this PC's session. */
@@ -96,7 +115,7 @@ export class Pc {
   }
 
   run(args: string[], input = '', env: Record<string, string> = {}): Promise<UpcResult> {
-    return runUpc(args, { ...this.env, ...env }, input);
+    return runUpc(args, { ...this.env, ...env }, input, this.prefix);
   }
 
   /** Runs `upc`, expecting exit 0; returns stdout parsed as JSON when `--json` was given. */
@@ -133,6 +152,17 @@ export class Pc {
 
   /** Stops whatever this PC left running (tests end with or without a logout). */
   async kill(): Promise<void> {
+    // An isolated session's init: killing it ends every process of the session.
+    const session = await readFile(join(this.home, 'session', 'session.json'), 'utf8').catch(() => '{}');
+    const ns = (JSON.parse(session) as { namespace?: { init: number; claim: string } }).namespace;
+    if (ns) {
+      try {
+        process.kill(ns.init, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await rm(ns.claim, { force: true });
+    }
     const pid = await this.daemonPid();
     if (pid === undefined) return;
     try {

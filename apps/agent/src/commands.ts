@@ -10,6 +10,7 @@ import { history, restore } from './history.js';
 import { formatBytes } from './progress.js';
 import {
   DEFAULT_WORKSPACE,
+  callDaemon,
   callDaemonWithProgress,
   type DaemonStatus,
   ensureDaemon,
@@ -18,7 +19,9 @@ import {
   type LoginReport,
   logout,
   notDurable,
+  sessionPolicy,
 } from './session.js';
+import { ensureNamespace, runInNamespace } from './namespace.js';
 import { checkServerUrl, type Settings } from './settings.js';
 import { AgentHome } from './state.js';
 
@@ -162,22 +165,28 @@ command fails and keeps everything; while the server cannot be reached it keeps 
   },
   {
     path: ['exec'],
-    usage: 'upc exec -- CMD [ARGS...]',
+    usage: 'upc exec [--admin] -- CMD [ARGS...]',
     summary: "run a command in the session (HOME is the workspace's home)",
-    options: { help: COMMON.help },
-    async run({ passthrough, positionals, settings }) {
+    details: `
+On Linux, as root, the command runs inside the session's namespaces as the workspace's user: it
+sees the workspace's /home, /opt, /usr/local and its changes to /etc, and nothing of other sessions.
+--admin runs it as the workspace's root (to install programs or edit /etc): root of the workspace
+only, never of the PC.
+`,
+    options: { help: COMMON.help, admin: { type: 'boolean' } },
+    async run({ passthrough, positionals, values, settings }) {
       const argv = passthrough.length > 0 ? passthrough : positionals;
       if (argv.length === 0) throw new AgentError('give the command after --: upc exec -- CMD', EXIT.usage);
-      return runInSession(new AgentHome(settings.home), argv);
+      return runInSession(new AgentHome(settings.home), argv, { admin: values.admin === true });
     },
   },
   {
     path: ['shell'],
-    usage: 'upc shell',
+    usage: 'upc shell [--admin]',
     summary: 'an interactive shell in the session',
-    options: { help: COMMON.help },
-    async run({ settings }) {
-      return runInSession(new AgentHome(settings.home), [process.env.SHELL ?? '/bin/sh']);
+    options: { help: COMMON.help, admin: { type: 'boolean' } },
+    async run({ values, settings }) {
+      return runInSession(new AgentHome(settings.home), undefined, { admin: values.admin === true });
     },
   },
   {
@@ -519,15 +528,28 @@ function print(values: Record<string, unknown>, data: unknown, text: string): vo
   process.stdout.write(values.json === true ? `${JSON.stringify(data, null, 2)}\n` : `${text}\n`);
 }
 
-async function runInSession(home: AgentHome, argv: string[]): Promise<number> {
+async function runInSession(
+  home: AgentHome,
+  command: string[] | undefined,
+  options: { admin?: boolean } = {},
+): Promise<number> {
   const session = await home.requireSession();
   await ensureDaemon(home);
+  const before = session.namespace?.init;
+  const namespace = await ensureNamespace(home, session, sessionPolicy(session));
+  if (namespace && namespace.init !== before) await callDaemon(home, 'POST', '/reload');
+  if (options.admin && !namespace) {
+    throw new AgentError('--admin needs an isolated session (Linux, the agent running as root)', EXIT.usage);
+  }
+  const argv = command ?? [namespace?.shell ?? process.env.SHELL ?? '/bin/sh'];
   const [program, ...args] = argv as [string, ...string[]];
-  const child = spawn(program, args, {
-    cwd: homeOf(session),
-    stdio: 'inherit',
-    env: { ...process.env, HOME: homeOf(session), UPC_SESSION: session.id, UPC_WORKSPACE: session.path },
-  });
+  const child = namespace
+    ? runInNamespace(namespace, session, argv, { admin: options.admin === true })
+    : spawn(program, args, {
+        cwd: homeOf(session),
+        stdio: 'inherit',
+        env: { ...process.env, HOME: homeOf(session), UPC_SESSION: session.id, UPC_WORKSPACE: session.path },
+      });
   // Ctrl-C and Ctrl-\ reach the command too (it is in our process group): it decides whether to
   // end, and upc waits for it either way rather than leave it running on the terminal.
   const ignore = () => undefined;

@@ -196,6 +196,8 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
     },
     'POST /reload': async () => {
       const fresh = await home.requireSession();
+      // The session's namespaces may have been rebuilt (a restore, a reboot): keep their record.
+      if (fresh.namespace) session.namespace = fresh.namespace;
       if (fresh.server && session.server && client) {
         session.server.token = fresh.server.token;
         client.token = fresh.server.token;

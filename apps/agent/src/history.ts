@@ -6,7 +6,8 @@ import { UpcClient, type Version } from '@upc/protocol';
 import { AgentError, EXIT } from './exit-codes.js';
 import { fetchFromServer } from './objects.js';
 import { openWorkspace } from './account.js';
-import { callDaemon, ensureDaemon, IMAGE_MOUNT_POINT } from './session.js';
+import { closeNamespace, openNamespace, OVERLAY_RESTORE_HOOKS } from './namespace.js';
+import { callDaemon, ensureDaemon, IMAGE_MOUNT_POINT, sessionPolicy } from './session.js';
 import type { AgentHome, SessionRecord } from './state.js';
 
 export interface HistoryRow {
@@ -106,17 +107,33 @@ export async function restore(
 
   const repo = await LocalRepository.open(home.objectsDir);
   const staging = join(home.sessionDir, `restore-${randomBytes(4).toString('hex')}`);
+  const ns = session.namespace;
+  const options = {
+    mountPoint: IMAGE_MOUNT_POINT,
+    ...(ns ? { sessionUid: ns.uid, sessionGid: ns.gid, ...OVERLAY_RESTORE_HOOKS } : {}),
+  };
   await callDaemon(home, 'POST', '/pause');
   let swapped = false;
   try {
     await fetchFromServer(client, session.workspace.id, repo, version.rootTree, false);
     if (parts === undefined) {
-      await materialize(repo, version.rootTree, staging, { mountPoint: IMAGE_MOUNT_POINT });
+      await materialize(repo, version.rootTree, staging, options);
+      if (ns) {
+        // The session's mounts hold the layer folders being replaced: its programs end, and the
+        // session starts again over the restored layers.
+        process.stderr.write('upc: restoring the whole workspace ends the programs running in the session\n');
+        await closeNamespace(session);
+      }
       for (const name of await readdir(session.path)) {
         await rm(join(session.path, name), { recursive: true, force: true });
       }
       for (const name of await readdir(staging)) await rename(join(staging, name), join(session.path, name));
       await mkdir(join(session.path, 'home'), { recursive: true, mode: 0o700 });
+      if (ns) {
+        session.namespace = await openNamespace(home, session, sessionPolicy(session), ns.user);
+        await home.writeSession(session);
+        await callDaemon(home, 'POST', '/reload');
+      }
     } else {
       const entry = await entryAt(repo, version.rootTree, parts);
       const destination = join(session.path, ...parts);
@@ -125,7 +142,7 @@ export async function restore(
         const { hash, bytes } = hashTree({ entries: [entry] });
         await repo.write(bytes, hash);
         await repo.flush();
-        await materialize(repo, hash, staging, { mountPoint: IMAGE_MOUNT_POINT });
+        await materialize(repo, hash, staging, options);
         await rm(destination, { recursive: true, force: true });
         await mkdir(join(destination, '..'), { recursive: true });
         await rename(join(staging, entry.name), destination);

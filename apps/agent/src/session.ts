@@ -23,6 +23,13 @@ import { AgentError, EXIT } from './exit-codes.js';
 import { AGENT_VERSION } from './index.js';
 import { call as callSocket, DaemonUnreachable } from './ipc.js';
 import { holderOf } from './lease.js';
+import {
+  closeNamespace,
+  identityInImage,
+  isolationWanted,
+  openNamespace,
+  OVERLAY_RESTORE_HOOKS,
+} from './namespace.js';
 import { fetchFromServer } from './objects.js';
 import { Progress } from './progress.js';
 import { type AgentHome, newSessionId, type SessionRecord, writeFileAtomic } from './state.js';
@@ -43,7 +50,7 @@ export interface LoginTimings {
   fetchMs: number;
   /** The saved layers written into the session's folder. */
   materializeMs: number;
-  /** The layers made ready for the session (the snapshot cache primed; namespaces from issue 5 on). */
+  /** The layers made ready for the session: the snapshot cache primed, the namespaces built. */
   mountMs: number;
   /** The session started: its sync daemon up and answering. */
   desktopMs: number;
@@ -54,7 +61,10 @@ export interface LoginReport {
   workspace: { id: string; name: string };
   version: string | null;
   path: string;
+  /** The user's home: inside the session when it is isolated, else the folder on this PC. */
   home: string;
+  /** `namespace`: the session has its own namespaces (upc exec and upc shell run inside them). */
+  isolation: 'namespace' | 'none';
   resumed: boolean;
   fetched: { objects: number; bytes: number; fileBytes: number };
   restored: { entries: number; bytes: number };
@@ -150,6 +160,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     }
     throw error;
   }
+  let namespace: SessionRecord['namespace'];
   try {
     const head = workspace.headVersionId
       ? await client.getVersion(workspace.id, workspace.headVersionId)
@@ -167,11 +178,18 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     if (head) fetched = await fetchFromServer(client, workspace.id, repo, head.rootTree, options.quiet);
     const fetchedAt = performance.now();
 
+    // Isolated, the files the image says are the user's are restored as theirs (their id inside).
+    const isolated = isolationWanted();
+    const owner =
+      isolated && head ? await identityInImage(repo, head.rootTree, policy, options.user) : undefined;
+    const ownership = owner ? { sessionUid: owner.uid, sessionGid: owner.gid } : {};
     let restored = { entries: 0, bytes: 0 };
     if (head) {
       const progress = new Progress('restoring', 'bytes', process.stderr, options.quiet);
       restored = await materialize(repo, head.rootTree, home.workspaceDir, {
         mountPoint: IMAGE_MOUNT_POINT,
+        ...ownership,
+        ...(isolated ? OVERLAY_RESTORE_HOOKS : {}),
         onProgress: ({ bytes }) => {
           progress.update(bytes, fetched.fileBytes);
         },
@@ -184,10 +202,14 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     const cache = head
       ? await primeSnapshotCache(repo, head.rootTree, home.workspaceDir, {
           chunker: head.chunker ?? DEFAULT_CHUNKER,
+          ...ownership,
         })
       : undefined;
     if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()));
     repo.close();
+    if (isolated) {
+      namespace = await openNamespace(home, { path: home.workspaceDir }, policy, options.user);
+    }
     const session: SessionRecord = {
       v: 1,
       id: newSessionId(),
@@ -197,6 +219,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
       path: home.workspaceDir,
       committed: { versionId: head?.id ?? null, root: head?.rootTree ?? '' },
       policy: { ...policyDocument(policy) },
+      ...(namespace ? { namespace } : {}),
       server: {
         url: options.server,
         token: client.token ?? '',
@@ -217,7 +240,8 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
       workspace: session.workspace,
       version: session.committed.versionId,
       path: session.path,
-      home: homeOf(session),
+      home: namespace?.home ?? homeOf(session),
+      isolation: namespace ? 'namespace' : 'none',
       resumed: false,
       fetched,
       restored,
@@ -232,6 +256,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     };
   } catch (error) {
     // Nothing was handed to the user yet: give the workspace back and leave the PC as it was.
+    if (namespace) await closeNamespace({ namespace }).catch(() => undefined);
     await client.releaseLease(workspace.id, device.id, lease.fencingToken).catch(() => undefined);
     await home.wipeSession();
     throw error;
@@ -298,7 +323,8 @@ async function resume(
     workspace: session.workspace,
     version: status.version,
     path: session.path,
-    home: homeOf(session),
+    home: session.namespace?.home ?? homeOf(session),
+    isolation: session.namespace ? 'namespace' : 'none',
     resumed: true,
     fetched: { objects: 0, bytes: 0, fileBytes: 0 },
     restored: { entries: 0, bytes: 0 },
@@ -512,6 +538,8 @@ export async function logout(
 ): Promise<LogoutReport> {
   const started = performance.now();
   const session = await home.requireSession();
+  // The session's programs end first: nothing writes after the final snapshot.
+  await closeNamespace(session);
   await ensureDaemon(home);
   const stop = await callDaemonWithProgress(
     home,

@@ -162,6 +162,8 @@ export const SessionRecord = z.object({
    * daemon keeps out of the image. Absent for `.upc` files and older sessions: this PC's default.
    */
   policy: z.record(z.string(), z.unknown()).optional(),
+  /** The session's namespaces (Linux, as root): absent when the session is a plain folder. */
+  namespace: z.lazy(() => NamespaceRecord).optional(),
   /**
    * Set once another PC took the lease: from then on this PC's changes are committed as `conflict`
    * versions chained from `committed`, never moving HEAD.
@@ -171,6 +173,26 @@ export const SessionRecord = z.object({
     .optional(),
 });
 export type SessionRecord = z.infer<typeof SessionRecord>;
+
+/** A session's namespaces as the driver started them, and the user inside them. */
+export const NamespaceRecord = z.object({
+  init: z.number().int().positive(),
+  initStart: z.string(),
+  idBase: z.number().int().positive(),
+  idCount: z.number().int().positive(),
+  claim: z.string(),
+  warnings: z.array(z.string()),
+  buildMs: z.number(),
+  /** The user inside the workspace: ids, name, home and shell. */
+  uid: z.number().int().nonnegative(),
+  gid: z.number().int().nonnegative(),
+  user: z.string(),
+  home: z.string(),
+  shell: z.string(),
+  /** The session's desktop, once `upc desktop` started it. */
+  desktop: z.looseObject({ kind: z.string(), display: z.number().int() }).optional(),
+});
+export type NamespaceRecord = z.infer<typeof NamespaceRecord>;
 
 export function newSessionId(): string {
   return randomUUID();

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_CHUNKER, type LocalRepository, SnapshotCache, snapshot } from '@upc/image';
 import { excludeMatcher } from '@upc/policy';
+import { isOpaqueFolder } from './namespace.js';
 import { newObjects } from './objects.js';
 import { type CommitKind, LeaseLostError, type Remote } from './remote.js';
 import { isTransient } from './retry.js';
@@ -164,6 +165,14 @@ export class Syncer {
         cache: this.cache,
         ...(full ? {} : { changed: hints }),
         exclude: this.isExcluded,
+        // Isolated, the layers hold the ids of the session's own users; overlay folders may be opaque.
+        ...(this.session.namespace
+          ? {
+              sessionUid: this.session.namespace.uid,
+              sessionGid: this.session.namespace.gid,
+              isOpaque: isOpaqueFolder,
+            }
+          : {}),
         onSkip: (path, reason) => {
           this.log(`not saved: ${path}: ${reason}`);
         },

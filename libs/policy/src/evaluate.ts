@@ -91,6 +91,12 @@ export function ruleFor(policy: Policy, path: string, options: EvaluationOptions
   return best?.rule;
 }
 
+/** Every path rule (forward, cow, host, ephemeral) with `~` and `<user>` written out for the user. */
+export function pathRules(policy: Policy, options: EvaluationOptions = {}): { kind: PathRule['kind']; path: string }[] {
+  const c = compile(policy, options.user);
+  return c.paths.map(({ rule }) => ({ kind: rule.kind, path: expandUser(c.platform, rule.path, options.user) }));
+}
+
 /** One saved rule's subtree in the image. */
 export interface Layer {
   /** Its folder, relative to the image's root: `home`, `opt`, `usr-local`, `cow/etc`. */

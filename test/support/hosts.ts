@@ -1,0 +1,138 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach } from 'vitest';
+import { Pc, UPC, type UpcResult } from './agent.js';
+
+/**
+ * A simulated PC with its own system folders: a process holding a mount namespace of its own in
+ * which `/opt` and `/usr/local` are this PC's (bind mounts of folders made for it), so "another
+ * PC" really has another `/opt`. `upc` runs inside it through nsenter, isolated (the driver), and
+ * everything the test checks about the host (hashes, mounts) is read inside it too.
+ */
+export class SimulatedHost {
+  private constructor(
+    readonly name: string,
+    readonly root: string,
+    private readonly holder: ChildProcess,
+    readonly pid: number,
+  ) {}
+
+  /**
+   * `files` are this PC's own, by absolute path under /opt or /usr/local (e.g.
+   * `{ '/opt/tool/bin/tool': '#!/bin/sh\necho B' }`); files ending in `/bin/...` are executable.
+   */
+  static async create(name: string, files: Record<string, string> = {}): Promise<SimulatedHost> {
+    const root = await mkdtemp(join(tmpdir(), `upc-host-${name}-`));
+    for (const folder of ['opt', 'usr-local']) await mkdir(join(root, folder), { recursive: true });
+    for (const [path, content] of Object.entries(files)) {
+      const local = path.startsWith('/opt/')
+        ? join(root, 'opt', path.slice(5))
+        : path.startsWith('/usr/local/')
+          ? join(root, 'usr-local', path.slice(11))
+          : undefined;
+      if (!local) throw new Error(`a simulated PC's own files are under /opt or /usr/local, not ${path}`);
+      await mkdir(join(local, '..'), { recursive: true });
+      await writeFile(local, content, { mode: path.includes('/bin/') ? 0o755 : 0o644 });
+    }
+    const script = [
+      `mount --bind ${root}/opt /opt`,
+      `mount --bind ${root}/usr-local /usr/local`,
+      'echo ready',
+      'exec sleep infinity',
+    ].join(' && ');
+    const holder = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      holder.once('error', reject);
+      holder.once('exit', (code) => {
+        reject(new Error(`the simulated PC ${name} did not start (exit ${String(code)})`));
+      });
+      holder.stdout.once('data', () => {
+        resolve();
+      });
+    });
+    if (holder.pid === undefined) throw new Error('no pid');
+    return new SimulatedHost(name, root, holder, holder.pid);
+  }
+
+  /** Runs a command inside this PC's mount namespace (as the host's root: not in a session). */
+  exec(argv: string[], input = ''): Promise<UpcResult> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('nsenter', ['--target', String(this.pid), '--mount', '--', ...argv], {
+        env: { PATH: process.env.PATH ?? '' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        resolve({ code, stdout, stderr });
+      });
+      child.stdin.end(input);
+    });
+  }
+
+  /** A PC of the test's on this host: `upc` started in this PC's mount namespace, isolated. */
+  async pc(server: string): Promise<Pc> {
+    const pc = await Pc.create(this.name, server);
+    pc.prefix = ['nsenter', '--target', String(this.pid), '--mount', '--'];
+    pc.isolation = 'auto';
+    return pc;
+  }
+
+  /** This PC's mount table (mount ids, points and options) as its processes see it. */
+  async mountTable(): Promise<string> {
+    return readFile(`/proc/${this.pid}/mountinfo`, 'utf8');
+  }
+
+  /**
+   * A fingerprint of this PC's system folders: the content of every file in /etc, /opt,
+   * /usr/local and /home, and the metadata (type, mode, owner, size, mtime) of everything in /usr.
+   */
+  async fingerprint(): Promise<string> {
+    const result = await this.exec([process.execPath, FINGERPRINT]);
+    if (result.code !== 0) throw new Error(`fingerprint failed: ${result.stderr}`);
+    return result.stdout.trim();
+  }
+
+  async dispose(): Promise<void> {
+    this.holder.kill('SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
+
+const FINGERPRINT = new URL('./fingerprint.js', import.meta.url).pathname;
+
+/** Simulated PCs with their own system folders, disposed of after each test. */
+export function simulatedHosts(): (name: string, files?: Record<string, string>) => Promise<SimulatedHost> {
+  const made: SimulatedHost[] = [];
+  afterEach(async () => {
+    for (const host of made.splice(0)) await host.dispose();
+  });
+  return async (name, files) => {
+    const host = await SimulatedHost.create(name, files);
+    made.push(host);
+    return host;
+  };
+}
+
+/** The pids of every process in the PID namespace whose link is `pidNamespace` (`pid:[N]`). */
+export async function processesIn(pidNamespace: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if ((await readlink(`/proc/${name}/ns/pid`)) === pidNamespace) out.push(Number(name));
+    } catch {
+      // gone meanwhile, or a kernel thread
+    }
+  }
+  return out;
+}
+
+export { UPC };
