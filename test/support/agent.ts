@@ -36,6 +36,7 @@ export function runUpc(
     child.on('close', (code) => {
       resolve({ code, stdout, stderr });
     });
+    child.stdin.on('error', () => undefined); // it may end before reading its input
     child.stdin.end(input);
   });
 }

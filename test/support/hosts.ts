@@ -72,6 +72,7 @@ export class SimulatedHost {
       child.on('close', (code) => {
         resolve({ code, stdout, stderr });
       });
+      child.stdin.on('error', () => undefined); // it may end before reading its input
       child.stdin.end(input);
     });
   }
@@ -121,13 +122,19 @@ export function simulatedHosts(): (name: string, files?: Record<string, string>)
   };
 }
 
-/** The pids of every process in the PID namespace whose link is `pidNamespace` (`pid:[N]`). */
+/**
+ * The pids of every running process in the PID namespace whose link is `pidNamespace` (`pid:[N]`).
+ * An exited process waiting to be reaped (a zombie) is not running: on this VM the host's pid 1
+ * does not reap orphans, so the session's init, once ended, stays one.
+ */
 export async function processesIn(pidNamespace: string): Promise<number[]> {
   const out: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if ((await readlink(`/proc/${name}/ns/pid`)) === pidNamespace) out.push(Number(name));
+      if ((await readlink(`/proc/${name}/ns/pid`)) !== pidNamespace) continue;
+      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z') out.push(Number(name));
     } catch {
       // gone meanwhile, or a kernel thread
     }

@@ -69,7 +69,7 @@ export interface HostProbe {
 }
 
 export const SCREEN = { width: 1280, height: 800 };
-/** VT 7 is where display managers traditionally go and logind starts gettys on 1–6 on demand. */
+/** The first VT a stock system leaves alone: logind starts gettys on 1–6, display managers take 7. */
 const DEFAULT_VT = 8;
 const READY_TIMEOUT_MS = 5000;
 const POLL_MS = 100;
@@ -187,12 +187,17 @@ export async function startDesktop(run: Run, choice: DesktopChoice): Promise<Des
   if (!present.has(serverProgram)) {
     throw new DriverError(`${serverProgram} is not installed in the workspace: it is needed for its desktop`);
   }
+  // A socket already there would look like the new server's: refuse rather than be fooled.
+  const socket = `/tmp/.X11-unix/X${choice.display}`;
+  if ((await finish(run, ['test', '-S', socket])).code === 0) {
+    throw new DriverError(`display :${choice.display} is taken in the session (${socket} exists)`);
+  }
   const hostVt = choice.kind === 'vt' ? activeVt() : undefined; // Xorg switches to its VT as it starts
   const desktop: Desktop = { ...choice, ...(hostVt === undefined ? {} : { hostVt }), processes: [] };
   try {
     const x = launch(run, server.argv, server.env);
     desktop.processes.push(x.process);
-    await waitForServer(run, choice.display, serverProgram, x);
+    await waitForServer(run, socket, `${serverProgram} :${choice.display}`, x);
     const env = { DISPLAY: `:${choice.display}` };
     const windowManager = WINDOW_MANAGERS.find((program) => present.has(program));
     if (windowManager) desktop.processes.push(launch(run, [windowManager], env).process);
@@ -300,17 +305,14 @@ function launch(run: Run, argv: string[], env: Record<string, string>): Launched
 }
 
 /** Waits for the X server's socket to appear in the session's /tmp. */
-async function waitForServer(run: Run, display: number, program: string, server: Launched): Promise<void> {
-  const socket = `/tmp/.X11-unix/X${display}`;
+async function waitForServer(run: Run, socket: string, server: string, launched: Launched): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    const ended = server.ended();
-    if (ended !== undefined) throw new DriverError(`the X server (${program} :${display}) ${ended}`);
+    const ended = launched.ended();
+    if (ended !== undefined) throw new DriverError(`the X server (${server}) ${ended}`);
     if ((await finish(run, ['test', '-S', socket])).code === 0) return;
     if (Date.now() > deadline) {
-      throw new DriverError(
-        `the X server (${program} :${display}) did not open ${socket} in ${READY_TIMEOUT_MS} ms`,
-      );
+      throw new DriverError(`the X server (${server}) did not open ${socket} in ${READY_TIMEOUT_MS} ms`);
     }
     await sleep(POLL_MS);
   }
