@@ -181,6 +181,7 @@ export async function startDesktop(run: Run, choice: DesktopChoice): Promise<Des
   // Asked inside the session: its /usr is the workspace's, where the user may add or remove programs.
   const present = await programsInSession(run, [
     serverProgram,
+    'xwd',
     ...WINDOW_MANAGERS,
     ...Object.keys(FIRST_WINDOWS),
   ]);
@@ -197,7 +198,7 @@ export async function startDesktop(run: Run, choice: DesktopChoice): Promise<Des
   try {
     const x = launch(run, server.argv, server.env);
     desktop.processes.push(x.process);
-    await waitForServer(run, socket, `${serverProgram} :${choice.display}`, x);
+    await waitForServer(run, choice.display, present.has('xwd'), x);
     const env = { DISPLAY: `:${choice.display}` };
     const windowManager = WINDOW_MANAGERS.find((program) => present.has(program));
     if (windowManager) desktop.processes.push(launch(run, [windowManager], env).process);
@@ -304,16 +305,24 @@ function launch(run: Run, argv: string[], env: Record<string, string>): Launched
   return { process: { program, pid: child.pid, start }, ended: () => ended };
 }
 
-/** Waits for the X server's socket to appear in the session's /tmp. */
-async function waitForServer(run: Run, socket: string, server: string, launched: Launched): Promise<void> {
+/**
+ * Waits until the X server answers. Its socket file alone is not enough: the server binds it a
+ * moment before it listens, and a client connecting in between is refused (xclock then ends with
+ * "Can't open display"). So once the socket is there, an X client must connect: `xwd`, which the
+ * screenshots need anyway. Without it, the socket is all there is to wait for.
+ */
+async function waitForServer(run: Run, display: number, canProbe: boolean, server: Launched): Promise<void> {
+  const socket = `/tmp/.X11-unix/X${display}`;
+  const probe = ['xwd', '-root', '-silent', '-display', `:${display}`, '-out', '/dev/null'];
+  const name = `the X server (${server.process.program} :${display})`;
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    const ended = launched.ended();
-    if (ended !== undefined) throw new DriverError(`the X server (${server}) ${ended}`);
-    if ((await finish(run, ['test', '-S', socket])).code === 0) return;
-    if (Date.now() > deadline) {
-      throw new DriverError(`the X server (${server}) did not open ${socket} in ${READY_TIMEOUT_MS} ms`);
+    const ended = server.ended();
+    if (ended !== undefined) throw new DriverError(`${name} ${ended}`);
+    if ((await finish(run, ['test', '-S', socket])).code === 0) {
+      if (!canProbe || (await finish(run, probe)).code === 0) return;
     }
+    if (Date.now() > deadline) throw new DriverError(`${name} did not answer in ${READY_TIMEOUT_MS} ms`);
     await sleep(POLL_MS);
   }
 }
