@@ -12,6 +12,8 @@ export {
   isRunning,
   type NamespaceSession,
   planSession,
+  prepareBuilder,
+  type PreparedBuilder,
   type SessionSpec,
   startSession,
   stopSession,

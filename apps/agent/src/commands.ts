@@ -12,6 +12,7 @@ import {
   DEFAULT_WORKSPACE,
   callDaemon,
   callDaemonWithProgress,
+  daemonRunning,
   type DaemonStatus,
   ensureDaemon,
   homeOf,
@@ -534,7 +535,8 @@ async function runInSession(
   options: { admin?: boolean } = {},
 ): Promise<number> {
   const session = await home.requireSession();
-  await ensureDaemon(home);
+  // The command needs the daemon running (it may still be starting), not answering.
+  if (!(await daemonRunning(home))) await ensureDaemon(home);
   const before = session.namespace?.init;
   const namespace = await ensureNamespace(home, session, sessionPolicy(session));
   if (namespace && namespace.init !== before) await callDaemon(home, 'POST', '/reload');

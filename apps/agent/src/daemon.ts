@@ -310,12 +310,12 @@ function failureStatus(error: unknown): number {
   return (error as { status?: number }).status === 401 ? 401 : 500;
 }
 
-const [homeDir, flag] = process.argv.slice(2);
+const [homeDir, ...flags] = process.argv.slice(2);
 if (!homeDir) {
   process.stderr.write('usage: daemon.js UPC_HOME [--recover]\n');
   process.exit(2);
 }
-main(homeDir, flag === '--recover').catch((error: unknown) => {
+main(homeDir, flags.includes('--recover')).catch((error: unknown) => {
   process.stderr.write(
     `upc daemon: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
   );

@@ -11,6 +11,7 @@ import {
   isRunning,
   type NamespaceSession,
   perform,
+  type PreparedBuilder,
   startSession,
   stopSession,
 } from '@upc/driver';
@@ -95,6 +96,7 @@ export async function openNamespace(
   session: Pick<SessionRecord, 'path'>,
   policy: Policy,
   user: string,
+  builder?: PreparedBuilder,
 ): Promise<NamespaceRecord> {
   const saved = layers(policy, { user });
   const homeLayer = saved.find((layer) => layer.name === 'home');
@@ -104,13 +106,16 @@ export async function openNamespace(
   await claimHome(layerDir(session, 'home'), identity.uid, identity.gid);
   let driver: NamespaceSession;
   try {
-    driver = await startSession({
-      policy,
-      user,
-      agentHome: home.dir,
-      sessionDir: home.sessionDir,
-      hostname: `upc-${user}`.slice(0, 63),
-    });
+    driver = await startSession(
+      {
+        policy,
+        user,
+        agentHome: home.dir,
+        sessionDir: home.sessionDir,
+        hostname: `upc-${user.replace(/[^A-Za-z0-9.-]/g, '-')}`.slice(0, 63),
+      },
+      builder,
+    );
   } catch (error) {
     if (error instanceof DriverError) throw new AgentError(`cannot start the session: ${error.message}`);
     throw error;

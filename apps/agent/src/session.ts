@@ -17,6 +17,7 @@ import {
   PolicyError,
   policyDocument,
 } from '@upc/policy';
+import { prepareBuilder, type PreparedBuilder } from '@upc/driver';
 import { ApiError, UpcClient } from '@upc/protocol';
 import { loadCache, saveCache } from './cache.js';
 import { AgentError, EXIT } from './exit-codes.js';
@@ -129,6 +130,23 @@ export function homeOf(session: SessionRecord): string {
  */
 export async function login(home: AgentHome, options: LoginOptions): Promise<LoginReport> {
   const started = performance.now();
+  // Isolated, the session builder starts now: its process is ready by the time the layers are.
+  const isolated = isolationWanted();
+  const builder = isolated && !(await home.readSession()) ? prepareBuilder() : undefined;
+  try {
+    return await loginWith(home, options, started, builder);
+  } catch (error) {
+    builder?.cancel();
+    throw error;
+  }
+}
+
+async function loginWith(
+  home: AgentHome,
+  options: LoginOptions,
+  started: number,
+  builder: PreparedBuilder | undefined,
+): Promise<LoginReport> {
   const client = new UpcClient({ baseUrl: options.server });
   await signIn(client, options);
   const existing = await home.readSession();
@@ -179,9 +197,8 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     const fetchedAt = performance.now();
 
     // Isolated, the files the image says are the user's are restored as theirs (their id inside).
-    const isolated = isolationWanted();
     const owner =
-      isolated && head ? await identityInImage(repo, head.rootTree, policy, options.user) : undefined;
+      builder && head ? await identityInImage(repo, head.rootTree, policy, options.user) : undefined;
     const ownership = owner ? { sessionUid: owner.uid, sessionGid: owner.gid } : {};
     let restored = { entries: 0, bytes: 0 };
     if (head) {
@@ -189,7 +206,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
       restored = await materialize(repo, head.rootTree, home.workspaceDir, {
         mountPoint: IMAGE_MOUNT_POINT,
         ...ownership,
-        ...(isolated ? OVERLAY_RESTORE_HOOKS : {}),
+        ...(builder ? OVERLAY_RESTORE_HOOKS : {}),
         onProgress: ({ bytes }) => {
           progress.update(bytes, fetched.fileBytes);
         },
@@ -207,8 +224,8 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
       : undefined;
     if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()));
     repo.close();
-    if (isolated) {
-      namespace = await openNamespace(home, { path: home.workspaceDir }, policy, options.user);
+    if (builder) {
+      namespace = await openNamespace(home, { path: home.workspaceDir }, policy, options.user, builder);
     }
     const session: SessionRecord = {
       v: 1,
@@ -233,6 +250,7 @@ export async function login(home: AgentHome, options: LoginOptions): Promise<Log
     await home.writeSession(session);
     const mounted = performance.now();
 
+    // Waited for: once login returns, every change is written through (the daemon is watching).
     await startDaemon(home, false);
     const ready = performance.now();
     return {
@@ -464,6 +482,14 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether the session's daemon runs (answering or still starting), from its pid in daemon.json. */
+export async function daemonRunning(home: AgentHome): Promise<boolean> {
+  const record = await readFile(home.daemonFile, 'utf8')
+    .then((text) => JSON.parse(text) as { pid: number })
+    .catch(() => undefined);
+  return record !== undefined && alive(record.pid);
+}
+
 /**
  * The daemon's status, starting it if it is not running. A daemon that died (killed, a crash, a
  * power cut) is replaced by one that first commits what the session's files hold beyond the last
@@ -480,8 +506,8 @@ export async function ensureDaemon(home: AgentHome): Promise<DaemonStatus> {
     .catch(() => undefined);
   if (previous && alive(previous.pid)) {
     // Starting up: its socket is not there yet.
-    for (let waited = 0; waited < 30_000; waited += 100) {
-      await sleep(100);
+    for (let waited = 0; waited < 30_000; waited += 25) {
+      await sleep(25);
       try {
         return (await callDaemon(home, 'GET', '/status', undefined, 30_000)).body;
       } catch (error) {

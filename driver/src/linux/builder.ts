@@ -11,8 +11,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type BuildReport, SessionPlan } from './plan.js';
-import { type Operation, perform } from './privileged.js';
+import { type BuildReport, parsePlan, type SessionPlan } from './plan.js';
+import { type Operation, perform, preload } from './privileged.js';
 
 class BuildError extends Error {}
 
@@ -190,10 +190,11 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
 }
 
 async function main(): Promise<void> {
+  preload(); // started ahead of time, it is ready when the plan comes
   let input = '';
   process.stdin.setEncoding('utf8');
   for await (const chunk of process.stdin) input += chunk as string;
-  const plan = SessionPlan.parse(JSON.parse(input));
+  const plan = parsePlan(JSON.parse(input));
   const report = await build(plan);
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }

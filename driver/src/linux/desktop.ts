@@ -36,6 +36,8 @@ export interface Desktop extends DesktopChoice {
   hostVt?: number;
   /** The desktop's programs, the X server first; each leads a process group of its own. */
   processes: DesktopProcess[];
+  /** What the desktop goes without (no window manager, no first window), for the person at the screen. */
+  warnings: string[];
 }
 
 export interface DesktopProcess {
@@ -73,6 +75,7 @@ export const SCREEN = { width: 1280, height: 800 };
 const DEFAULT_VT = 8;
 const READY_TIMEOUT_MS = 5000;
 const POLL_MS = 100;
+const WINDOW_MANAGER_SETTLE_MS = 250; // twm that cannot load its fonts ends in about 25 ms
 const COMMAND_TIMEOUT_MS = 10_000;
 const X_SOCKET = /^@?\/tmp\/\.X11-unix\/X(\d+)$/;
 /** The window managers and first windows started when the session has them, in order of preference. */
@@ -194,16 +197,33 @@ export async function startDesktop(run: Run, choice: DesktopChoice): Promise<Des
     throw new DriverError(`display :${choice.display} is taken in the session (${socket} exists)`);
   }
   const hostVt = choice.kind === 'vt' ? activeVt() : undefined; // Xorg switches to its VT as it starts
-  const desktop: Desktop = { ...choice, ...(hostVt === undefined ? {} : { hostVt }), processes: [] };
+  const desktop: Desktop = {
+    ...choice,
+    ...(hostVt === undefined ? {} : { hostVt }),
+    processes: [],
+    warnings: [],
+  };
   try {
     const x = launch(run, server.argv, server.env);
     desktop.processes.push(x.process);
     await waitForServer(run, choice.display, present.has('xwd'), x);
     const env = { DISPLAY: `:${choice.display}` };
     const windowManager = WINDOW_MANAGERS.find((program) => present.has(program));
-    if (windowManager) desktop.processes.push(launch(run, [windowManager], env).process);
+    if (windowManager) {
+      // A window manager that fails as it starts (twm without the X core fonts of xfonts-base) may
+      // first take over the mapping of windows: a window started meanwhile would never show. So it
+      // gets a moment to fail; the desktop then goes without one.
+      const manager = launch(run, [windowManager], env);
+      await sleep(WINDOW_MANAGER_SETTLE_MS);
+      const ended = manager.ended();
+      if (ended === undefined) desktop.processes.push(manager.process);
+      else desktop.warnings.push(`the window manager ${windowManager} ${ended}: the desktop has none`);
+    } else {
+      desktop.warnings.push(`no window manager (${WINDOW_MANAGERS.join(', ')}) in the workspace`);
+    }
     const firstWindow = Object.entries(FIRST_WINDOWS).find(([program]) => present.has(program));
     if (firstWindow) desktop.processes.push(launch(run, firstWindow[1], env).process);
+    else desktop.warnings.push(`no first window (${Object.keys(FIRST_WINDOWS).join(', ')}) in the workspace`);
     return desktop;
   } catch (error) {
     try {

@@ -1,50 +1,93 @@
-import { z } from 'zod';
-
 /**
  * What the session builder does, worked out by the agent beforehand (see `session.ts`) and handed
- * to the builder as JSON: no decision is left to the privileged process.
+ * to the builder as JSON: no decision is left to the privileged process. Checked by hand rather
+ * than with a schema library: the builder starts on every login, and what it loads is login time.
  */
-export const SessionPlan = z.object({
+export interface SessionPlan {
   /** The native helper (`upc-ns`). */
-  helper: z.string(),
+  helper: string;
   /** Ids 0..idCount-1 of the session are idBase.. outside: its own range on this PC. */
-  idBase: z.number().int().positive(),
-  idCount: z.number().int().positive(),
-  hostname: z.string().min(1).max(64),
+  idBase: number;
+  idCount: number;
+  hostname: string;
   /** The session's folder on the host: `workspace/` (the layers) and `overlay/` (work folders). */
-  sessionDir: z.string(),
-  /** An empty folder of the session's where the builder attaches its staging mounts. */
-  stageDir: z.string(),
-  /** The saved layers, outermost first: `dir` is relative to `sessionDir`. */
-  layers: z.array(
-    z.object({
-      kind: z.enum(['forward', 'cow']),
-      target: z.string(),
-      dir: z.string(),
-      /** cow only: the overlay's work folder, relative to `sessionDir`. */
-      work: z.string().optional(),
-    }),
-  ),
+  sessionDir: string;
+  /** An empty folder where the builder attaches its staging mounts, outside every rule's path. */
+  stageDir: string;
+  /** The saved layers: `dir` and `work` (cow: the overlay's work folder) relative to `sessionDir`. */
+  layers: { kind: 'forward' | 'cow'; target: string; dir: string; work?: string }[];
   /** Folders that start empty (tmpfs). */
-  ephemeral: z.array(z.string()),
+  ephemeral: string[];
   /** Paths passed through as they are (their mounts keep their flags). */
-  host: z.array(z.string()),
+  host: string[];
   /**
    * A folder whose host content is replaced by an empty one holding just the mount points the plan
    * needs (for `/home`: other people's home folders are not the session's business).
    */
-  scaffolds: z.array(z.object({ target: z.string(), mountPoints: z.array(z.string()) })),
+  scaffolds: { target: string; mountPoints: string[] }[];
   /** Host secrets hidden from the session; a `*` in the last part of a path matches names. */
-  masks: z.array(z.string()),
-});
-export type SessionPlan = z.infer<typeof SessionPlan>;
+  masks: string[];
+}
 
 /** What the builder reports on its stdout (one JSON line). */
-export const BuildReport = z.object({
+export interface BuildReport {
   /** The session's init (pid 1 of its PID namespace), as the host numbers it. */
-  init: z.number().int().positive(),
+  init: number;
   /** Rules that could not be applied on this host (a missing folder), each with its reason. */
-  warnings: z.array(z.string()),
-  ms: z.number(),
-});
-export type BuildReport = z.infer<typeof BuildReport>;
+  warnings: string[];
+  ms: number;
+}
+
+export class PlanError extends Error {}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const isAbsolute = (v: unknown): v is string =>
+  typeof v === 'string' && v.startsWith('/') && !v.includes('\0') && !v.split('/').includes('..');
+const isRelative = (v: unknown): v is string =>
+  typeof v === 'string' &&
+  v !== '' &&
+  !v.startsWith('/') &&
+  !v.includes('\0') &&
+  !v.split('/').includes('..');
+const isId = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0 && (v as number) < 2 ** 32;
+const paths = (v: unknown): v is string[] => Array.isArray(v) && v.every(isAbsolute);
+
+/** The plan, if `value` is one: absolute paths without `..`, ids in range, known layer kinds. */
+export function parsePlan(value: unknown): SessionPlan {
+  const fail = (what: string): never => {
+    throw new PlanError(`bad session plan: ${what}`);
+  };
+  if (!isObject(value)) return fail('not an object');
+  const v = value;
+  if (!isAbsolute(v.helper) || !isAbsolute(v.sessionDir) || !isAbsolute(v.stageDir)) fail('paths');
+  if (!isId(v.idBase) || !isId(v.idCount)) fail('ids');
+  if (typeof v.hostname !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(v.hostname))
+    fail('hostname');
+  if (!paths(v.ephemeral) || !paths(v.host) || !paths(v.masks)) fail('path lists');
+  const layers = Array.isArray(v.layers) ? v.layers : fail('layers');
+  for (const layer of layers) {
+    if (!isObject(layer) || (layer.kind !== 'forward' && layer.kind !== 'cow')) fail('layer kind');
+    const l = layer as Record<string, unknown>;
+    if (!isAbsolute(l.target) || !isRelative(l.dir)) fail('layer paths');
+    if (l.kind === 'cow' && !isRelative(l.work)) fail('cow work folder');
+  }
+  const scaffolds = Array.isArray(v.scaffolds) ? v.scaffolds : fail('scaffolds');
+  for (const s of scaffolds) {
+    if (!isObject(s) || !isAbsolute(s.target) || !paths(s.mountPoints)) fail('scaffold');
+  }
+  return value as unknown as SessionPlan;
+}
+
+/** The builder's report, if `value` is one. */
+export function parseReport(value: unknown): BuildReport {
+  if (
+    !isObject(value) ||
+    !isId(value.init) ||
+    !Array.isArray(value.warnings) ||
+    !value.warnings.every((w) => typeof w === 'string') ||
+    typeof value.ms !== 'number'
+  ) {
+    throw new PlanError('bad build report');
+  }
+  return value as unknown as BuildReport;
+}

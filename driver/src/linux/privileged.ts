@@ -237,6 +237,11 @@ export function perform(operation: Operation): Result {
   }
 }
 
+/** Loads libc now (a builder started ahead of time does this while it waits for its plan). */
+export function preload(): void {
+  load();
+}
+
 /** Whether the folder at `path` is overlay-opaque (a read of its `trusted.overlay.opaque`). */
 export function isOpaque(path: string): boolean {
   const c = load();

@@ -13,7 +13,7 @@ import {
   releaseIds,
   startTimeOf,
 } from './ids.js';
-import { BuildReport, type SessionPlan } from './plan.js';
+import { type BuildReport, parseReport, type SessionPlan } from './plan.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The native helper, built by `npm ci` (scripts/build-helper.mjs). */
@@ -112,13 +112,73 @@ export function planSession(
 }
 
 /**
+ * A session builder started ahead of time: its process starts (and loads what it needs) while the
+ * agent signs in and restores; `startSession` hands it the plan. Cancel it if no session follows.
+ */
+export interface PreparedBuilder {
+  readonly report: Promise<BuildReport>;
+  send(plan: SessionPlan): void;
+  cancel(): void;
+}
+
+export function prepareBuilder(): PreparedBuilder {
+  // unshare(1): the builder's every thread is in the new mount namespace from its first step.
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', process.execPath, BUILDER], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stdin.on('error', () => undefined); // a cancelled builder may be gone already
+  const report = new Promise<BuildReport>((resolve, reject) => {
+    child.once('error', (error) => {
+      reject(new DriverError(`cannot start the session builder: ${error.message}`));
+    });
+    child.once('close', (code) => {
+      if (code !== 0) {
+        reject(new DriverError(err.trim() || `the session builder failed (exit ${String(code)})`));
+        return;
+      }
+      try {
+        resolve(parseReport(JSON.parse(out)));
+      } catch {
+        reject(new DriverError(`the session builder said something unexpected: ${out.slice(0, 200)}`));
+      }
+    });
+  });
+  report.catch(() => undefined); // awaited by startSession; a cancelled one is nobody's concern
+  return {
+    report,
+    send: (plan) => {
+      child.stdin.end(JSON.stringify(plan));
+    },
+    cancel: () => {
+      child.kill('SIGKILL');
+    },
+  };
+}
+
+/**
  * Builds the session's namespaces: claims an id range, runs the builder in a mount namespace of
  * its own, and returns the session's init once it is up. The layers must already be in place.
  */
-export async function startSession(spec: SessionSpec): Promise<NamespaceSession> {
+export async function startSession(
+  spec: SessionSpec,
+  builder: PreparedBuilder = prepareBuilder(),
+): Promise<NamespaceSession> {
   const available = isolationAvailable();
-  if (!available.ok) throw new DriverError(`cannot isolate the session: ${available.reason}`);
-  const claim: IdClaim = claimIds(spec.sessionDir);
+  if (!available.ok) {
+    builder.cancel();
+    throw new DriverError(`cannot isolate the session: ${available.reason}`);
+  }
+  let claim: IdClaim;
+  try {
+    claim = claimIds(spec.sessionDir);
+  } catch (error) {
+    builder.cancel();
+    throw error;
+  }
   try {
     const plan = planSession(spec, claim);
     mkdirSync(plan.stageDir, { recursive: true, mode: 0o700 });
@@ -126,7 +186,8 @@ export async function startSession(spec: SessionSpec): Promise<NamespaceSession>
       mkdirSync(join(spec.sessionDir, layer.dir), { recursive: true, mode: 0o755 });
       if (layer.work) mkdirSync(join(spec.sessionDir, layer.work), { recursive: true, mode: 0o700 });
     }
-    const report = await runBuilder(plan);
+    builder.send(plan);
+    const report = await builder.report;
     const initStart = startTimeOf(report.init);
     if (initStart === undefined) throw new DriverError('the session ended as soon as it started');
     recordInit(claim, spec.sessionDir, { pid: report.init, start: initStart });
@@ -140,38 +201,11 @@ export async function startSession(spec: SessionSpec): Promise<NamespaceSession>
       buildMs: report.ms,
     };
   } catch (error) {
+    builder.cancel();
     rmSync(stageOf(claim.file), { recursive: true, force: true });
     releaseIds(claim.file);
     throw error;
   }
-}
-
-function runBuilder(plan: SessionPlan): Promise<BuildReport> {
-  return new Promise((resolve, reject) => {
-    // unshare(1): the builder's every thread is in the new mount namespace from its first step.
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', process.execPath, BUILDER], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.once('error', (error) => {
-      reject(new DriverError(`cannot start the session builder: ${error.message}`));
-    });
-    child.once('close', (code) => {
-      if (code !== 0) {
-        reject(new DriverError(err.trim() || `the session builder failed (exit ${String(code)})`));
-        return;
-      }
-      try {
-        resolve(BuildReport.parse(JSON.parse(out)));
-      } catch {
-        reject(new DriverError(`the session builder said something unexpected: ${out.slice(0, 200)}`));
-      }
-    });
-    child.stdin.end(JSON.stringify(plan));
-  });
 }
 
 /** Whether the session's init is still the process it was. */
