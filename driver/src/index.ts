@@ -19,4 +19,16 @@ export {
   stopSession,
 } from './linux/session.js';
 export { ensureIdentity, findUser, type Identity } from './linux/identity.js';
+export { startTimeOf } from './linux/ids.js';
 export { isOpaque, type Operation, perform, type Result } from './linux/privileged.js';
+export {
+  chooseDesktop,
+  type Desktop,
+  type DesktopKind,
+  type Run,
+  screenshot,
+  startDesktop,
+  stopDesktop,
+  type SwitchResult,
+  switchTo,
+} from './linux/desktop.js';

@@ -42,7 +42,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -52,16 +51,16 @@ import { decodeObject, decodeTree } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
 import {
   describeMachine,
-  freePort,
+  httpGet,
   loadAverage,
   Random,
   isAlive,
-  killGroup,
   postmasterPid,
   runBench,
+  startServerProcess,
   stopPid,
+  stopServers,
   table,
-  within,
 } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -112,9 +111,7 @@ const WRITE_CONCURRENCY = 8;
 const CLOCK_TICKS = 100;
 
 /**
- * @typedef {{ code: number | null, signal: NodeJS.Signals | null }} Exit
- * @typedef {{ child: import('node:child_process').ChildProcess, pid: number, output: string[],
- *   exit: Exit | undefined, exited: Promise<Exit>, postmaster: number | undefined }} ServerProcess
+ * @typedef {import('./harness.js').ServerProcess} ServerProcess
  * @typedef {{ name: string, home: string, files: string, env: Record<string, string> }} Pc
  * @typedef {{ code: number | null, stdout: string, stderr: string, ms: number,
  *   cpuS: { user: number, system: number } }} UpcRun
@@ -181,121 +178,30 @@ const median = (values) =>
   );
 
 // ---------------------------------------------------------------------------------------------
-// The server (as in server.bench.js)
+// The server (startServerProcess in harness.js)
 
-/**
- * The status of an HTTP GET on loopback or on a Unix socket, with its body; status 0 when nothing
- * answers.
- * @param {{ port?: number, socketPath?: string, path: string }} target
- * @returns {Promise<{ status: number, body: string }>}
- */
-function httpGet(target) {
-  return new Promise((resolve) => {
-    const req = request(
-      {
-        ...(target.port ? { host: '127.0.0.1', port: target.port } : {}),
-        ...target,
-        method: 'GET',
-        agent: false,
-        timeout: 5000,
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8').on('data', (chunk) => (body += String(chunk)));
-        res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, body });
-        });
-      },
-    );
-    req.on('timeout', () => {
-      req.destroy();
-    });
-    req.on('error', () => {
-      resolve({ status: 0, body: '' });
-    });
-    req.end();
-  });
-}
-
-/**
- * Spawns the server in its own process group on a fresh data folder (embedded PostgreSQL and the
- * filesystem store: no DATABASE_URL, no S3_*) and waits for its health check.
- * @param {string} dataDir
- * @param {string} adminPassword
- */
+/** @param {string} dataDir @param {string} adminPassword */
 async function startServer(dataDir, adminPassword) {
-  /** @type {Record<string, string>} */
-  const env = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value === undefined || /^(DATABASE_URL|S3_|TLS_|UPC_|PORT$|HOST$)/.test(key)) continue;
-    env[key] = value;
-  }
-  const port = await freePort();
-  const started = performance.now();
-  const child = spawn(process.execPath, [SERVER_MAIN], {
-    cwd: ROOT,
-    env: {
-      ...env,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      UPC_DATA_DIR: dataDir,
-      UPC_ADMIN_PASSWORD: adminPassword,
-      UPC_LOG_LEVEL: 'log',
-      NO_COLOR: '1',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
+  server = await startServerProcess({
+    root: ROOT,
+    dataDir,
+    adminPassword,
+    timeoutMs: START_TIMEOUT_MS,
+    stopTimeoutMs: STOP_TIMEOUT_MS,
+    onAbortCheck: checkAborted,
   });
-  if (child.pid === undefined) throw new Error(`could not spawn ${SERVER_MAIN}`);
-  /** @type {ServerProcess} */
-  const proc = {
-    child,
-    pid: child.pid,
-    output: [],
-    exit: undefined,
-    exited: new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        proc.exit = { code, signal };
-        resolve(proc.exit);
-      });
-    }),
-    postmaster: undefined,
-  };
-  server = proc;
-  /** @param {string} chunk */
-  const keep = (chunk) => {
-    proc.output.push(...chunk.split('\n').filter((line) => line.trim() !== ''));
-    proc.output.splice(0, Math.max(0, proc.output.length - 200));
-  };
-  child.stdout?.setEncoding('utf8').on('data', keep);
-  child.stderr?.setEncoding('utf8').on('data', keep);
-  while (performance.now() - started < START_TIMEOUT_MS) {
-    checkAborted();
-    if (proc.exit) throw new Error(`the server exited before it was ready:\n${serverTail()}`);
-    if ((await httpGet({ port, path: '/api/v1/health' })).status === 200) {
-      proc.postmaster = await postmasterPid(dataDir);
-      return { url: `http://127.0.0.1:${String(port)}`, readyMs: round(performance.now() - started) };
-    }
-    await sleep(50);
-  }
-  throw new Error(`the server was not healthy within ${String(START_TIMEOUT_MS)} ms:\n${serverTail()}`);
+  return { url: server.url, readyMs: server.readyMs };
 }
 
-const serverTail = () => server?.output.slice(-20).join('\n') ?? '';
+const serverTail = () => server?.tail() ?? '';
 
 /**
- * SIGINT and wait; then SIGKILL to whatever is left of its group and its PostgreSQL.
- * @returns {Promise<Exit | undefined>}
+ * SIGINT and wait; then SIGKILL to whatever is left of its group and its PostgreSQL (also a server
+ * still starting).
  */
 async function stopServer() {
-  const current = server;
-  if (!current) return undefined;
   server = undefined;
-  if (!current.exit) current.child.kill('SIGINT');
-  const exit = await within(current.exited, STOP_TIMEOUT_MS);
-  killGroup(current.pid);
-  if (current.postmaster !== undefined && isAlive(current.postmaster)) await stopPid(current.postmaster);
-  return exit;
+  await stopServers();
 }
 
 /**
@@ -376,7 +282,9 @@ async function newPc(name) {
     name,
     home,
     files: join(home, 'session', 'workspace', 'home'),
-    env: { UPC_HOME: home, UPC_DEVICE_NAME: `bench-${name}` },
+    // The session as a folder (issue 4's measure: what the home folder holds); bench:session
+    // measures isolated sessions.
+    env: { UPC_HOME: home, UPC_DEVICE_NAME: `bench-${name}`, UPC_ISOLATION: 'none' },
   };
   pcs.push(pc);
   return pc;

@@ -4,11 +4,14 @@
  * cleanup that runs whatever happened, and an exit code that says whether the figures are valid.
  */
 import { Buffer } from 'node:buffer';
+import { spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomInt } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -230,6 +233,168 @@ export async function within(promise, ms) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The status of an HTTP GET on loopback or on a Unix socket, with its body; status 0 when nothing
+ * answers.
+ * @param {{ port?: number, socketPath?: string, path: string }} target
+ * @returns {Promise<{ status: number, body: string }>}
+ */
+export function httpGet(target) {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        ...(target.port ? { host: '127.0.0.1', port: target.port } : {}),
+        ...target,
+        method: 'GET',
+        agent: false,
+        timeout: 5000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (chunk) => (body += String(chunk)));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+      },
+    );
+    req.on('timeout', () => {
+      req.destroy();
+    });
+    req.on('error', () => {
+      resolve({ status: 0, body: '' });
+    });
+    req.end();
+  });
+}
+
+/**
+ * @typedef {{ code: number | null, signal: NodeJS.Signals | null }} Exit
+ * @typedef {{
+ *   child: import('node:child_process').ChildProcess,
+ *   pid: number,
+ *   port: number,
+ *   url: string,
+ *   readyMs: number,
+ *   output: string[],
+ *   exit: Exit | undefined,
+ *   exited: Promise<Exit>,
+ *   postmaster: number | undefined,
+ *   tail: (lines?: number) => string,
+ *   stop: () => Promise<Exit | undefined>,
+ * }} ServerProcess
+ */
+
+/** Servers started by startServerProcess and not stopped yet (also those still starting). */
+const servers = new Set(/** @type {ServerProcess[]} */ ([]));
+
+/**
+ * Spawns the built server (`apps/server/dist/main.js` under `root`) in its own process group on a
+ * fresh data folder (embedded PostgreSQL and the filesystem store: no DATABASE_URL, no S3_*; every
+ * UPC_*, TLS_*, PORT and HOST of this process is left out) on a free loopback port, and waits for
+ * its health check. `onAbortCheck` runs while it waits and may throw to give up; a server that
+ * does not become healthy is stopped before the error is thrown. `stop()` sends SIGINT, waits up
+ * to `stopTimeoutMs`, then SIGKILLs whatever is left of its process group and its PostgreSQL.
+ * @param {{
+ *   root: string,
+ *   dataDir: string,
+ *   adminPassword: string,
+ *   timeoutMs?: number,
+ *   stopTimeoutMs?: number,
+ *   onAbortCheck?: () => void,
+ * }} options
+ * @returns {Promise<ServerProcess>}
+ */
+export async function startServerProcess(options) {
+  const { root, dataDir, adminPassword, timeoutMs = 60_000, stopTimeoutMs = 10_000 } = options;
+  const main = join(root, 'apps/server/dist/main.js');
+  /** @type {Record<string, string>} */
+  const env = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value === undefined || /^(DATABASE_URL|S3_|TLS_|UPC_|PORT$|HOST$)/.test(key)) continue;
+    env[key] = value;
+  }
+  const port = await freePort();
+  const started = performance.now();
+  const child = spawn(process.execPath, [main], {
+    cwd: root,
+    env: {
+      ...env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      UPC_DATA_DIR: dataDir,
+      UPC_ADMIN_PASSWORD: adminPassword,
+      UPC_LOG_LEVEL: 'log',
+      NO_COLOR: '1',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  if (child.pid === undefined) throw new Error(`could not spawn ${main}`);
+  const pid = child.pid;
+  /** @type {Promise<Exit | undefined> | undefined} */
+  let stopping;
+  /** @type {ServerProcess} */
+  const proc = {
+    child,
+    pid,
+    port,
+    url: `http://127.0.0.1:${String(port)}`,
+    readyMs: NaN,
+    output: [],
+    exit: undefined,
+    exited: new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        proc.exit = { code, signal };
+        resolve(proc.exit);
+      });
+    }),
+    postmaster: undefined,
+    tail: (lines = 20) => proc.output.slice(-lines).join('\n'),
+    stop: () => {
+      stopping ??= (async () => {
+        if (!proc.exit) child.kill('SIGINT');
+        const exit = await within(proc.exited, stopTimeoutMs);
+        killGroup(pid);
+        // A server stopped while it was starting may not have said which PostgreSQL is its own.
+        const postmaster = proc.postmaster ?? (await postmasterPid(dataDir));
+        if (postmaster !== undefined && isAlive(postmaster)) await stopPid(postmaster);
+        servers.delete(proc);
+        return exit;
+      })();
+      return stopping;
+    },
+  };
+  servers.add(proc);
+  /** @param {string} chunk */
+  const keep = (chunk) => {
+    proc.output.push(...chunk.split('\n').filter((line) => line.trim() !== ''));
+    proc.output.splice(0, Math.max(0, proc.output.length - 200));
+  };
+  child.stdout?.setEncoding('utf8').on('data', keep);
+  child.stderr?.setEncoding('utf8').on('data', keep);
+  try {
+    while (performance.now() - started < timeoutMs) {
+      options.onAbortCheck?.();
+      if (proc.exit) throw new Error(`the server exited before it was ready:\n${proc.tail()}`);
+      if ((await httpGet({ port, path: '/api/v1/health' })).status === 200) {
+        proc.postmaster = await postmasterPid(dataDir);
+        proc.readyMs = Math.round((performance.now() - started) * 10) / 10;
+        return proc;
+      }
+      await sleep(50);
+    }
+    throw new Error(`the server was not healthy within ${String(timeoutMs)} ms:\n${proc.tail()}`);
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+}
+
+/** Stops every server startServerProcess started and nobody stopped yet (for cleanups). */
+export async function stopServers() {
+  await Promise.all([...servers].map((server) => server.stop()));
 }
 
 /** The 1-minute load average, to two decimals: how busy the machine is. */

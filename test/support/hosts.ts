@@ -12,6 +12,8 @@ import { Pc, UPC, type UpcResult } from './agent.js';
  * everything the test checks about the host (hashes, mounts) is read inside it too.
  */
 export class SimulatedHost {
+  private readonly pcs: Pc[] = [];
+
   private constructor(
     readonly name: string,
     readonly root: string,
@@ -82,6 +84,7 @@ export class SimulatedHost {
     const pc = await Pc.create(this.name, server);
     pc.prefix = ['nsenter', '--target', String(this.pid), '--mount', '--'];
     pc.isolation = 'auto';
+    this.pcs.push(pc);
     return pc;
   }
 
@@ -100,7 +103,9 @@ export class SimulatedHost {
     return result.stdout.trim();
   }
 
+  /** Ends what this PC's agents left running (their sessions included) and removes its folders. */
   async dispose(): Promise<void> {
+    for (const pc of this.pcs.splice(0)) await pc.dispose();
     this.holder.kill('SIGKILL');
     await new Promise((resolve) => setTimeout(resolve, 20));
     await rm(this.root, { recursive: true, force: true });

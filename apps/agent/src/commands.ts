@@ -22,9 +22,11 @@ import {
   notDurable,
   sessionPolicy,
 } from './session.js';
+import { isRunning } from '@upc/driver';
+import { desktop, stopSessionDesktop, switchDesktop } from './desktop.js';
 import { ensureNamespace, runInNamespace } from './namespace.js';
 import { checkServerUrl, type Settings } from './settings.js';
-import { AgentHome } from './state.js';
+import { AgentHome, type SessionRecord } from './state.js';
 
 export interface CommandArgs {
   positionals: string[];
@@ -104,7 +106,12 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
         return EXIT.ok;
       }
       const status = await ensureDaemon(home);
-      print(values, { ...status, home: homeOf(session) }, describeStatus(status));
+      const isolation = describeIsolation(session);
+      print(
+        values,
+        { ...status, home: session.namespace?.home ?? homeOf(session), isolation },
+        `${describeStatus(status)}\n${isolation.text}`,
+      );
       return EXIT.ok;
     },
   },
@@ -188,6 +195,58 @@ only, never of the PC.
     options: { help: COMMON.help, admin: { type: 'boolean' } },
     async run({ values, settings }) {
       return runInSession(new AgentHome(settings.home), undefined, { admin: values.admin === true });
+    },
+  },
+  {
+    path: ['desktop'],
+    usage: 'upc desktop [--screenshot FILE] [--stop] [--json]',
+    summary: "start the session's own graphical desktop, or say where it is",
+    details: `
+The desktop is an X display of the session's own, started inside the session as the user, with a
+window manager and a first window: Xephyr in a window when this PC has a display (DISPLAY),
+Xorg on a spare virtual terminal at a console, else Xvfb (a screen in memory). Programs started
+with upc exec get its DISPLAY. --screenshot FILE saves what it shows as a PNG; --stop ends it
+(logout does too). upc switch moves between it and this PC's desktop.
+`,
+    options: { ...COMMON, screenshot: { type: 'string' }, stop: { type: 'boolean' } },
+    async run({ positionals, values, settings }) {
+      noPositionals(positionals);
+      const home = new AgentHome(settings.home);
+      if (values.stop === true) {
+        const stopped = await stopSessionDesktop(home);
+        print(values, { stopped }, stopped ? 'the desktop is stopped' : 'no desktop was running');
+        return EXIT.ok;
+      }
+      const screenshotFile = stringOption(values.screenshot);
+      const report = await desktop(home, screenshotFile ? { screenshotFile } : {});
+      const lines = [
+        `${report.started ? 'started' : 'running'}: the workspace's desktop on display :${String(report.display)} (${report.kind}${report.vt === null ? '' : `, VT ${String(report.vt)}`})`,
+        ...report.warnings.map((w) => `  note: ${w}`),
+        ...(report.screenshot ? [`  screenshot saved to ${report.screenshot}`] : []),
+      ];
+      print(values, report, lines.join('\n'));
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['switch'],
+    usage: 'upc switch host|workspace [--json]',
+    summary: "show this PC's desktop or the workspace's (chvt, for a desktop on its own VT)",
+    options: COMMON,
+    async run({ positionals, values, settings }) {
+      const [target] = positionals;
+      if ((target !== 'host' && target !== 'workspace') || positionals.length > 1) {
+        throw new AgentError('say host or workspace: upc switch host|workspace', EXIT.usage);
+      }
+      const result = await switchDesktop(new AgentHome(settings.home), target);
+      print(
+        values,
+        result,
+        result.switched
+          ? `switched to VT ${String(result.vt)} (${target})`
+          : `not switched: ${result.reason}`,
+      );
+      return result.switched ? EXIT.ok : EXIT.failed;
     },
   },
   {
@@ -592,6 +651,38 @@ function describeLogin(report: LoginReport, user: string, deviceName: string): s
     row('desktop', t.desktopMs),
     row('total', t.totalMs),
   ].join('\n');
+}
+
+/** The session's isolation, for `upc status`: its namespaces, its user inside, its desktop. */
+function describeIsolation(session: SessionRecord): {
+  mode: 'namespace' | 'none';
+  running: boolean;
+  init: number | null;
+  user: string | null;
+  display: number | null;
+  text: string;
+} {
+  const ns = session.namespace;
+  if (!ns) {
+    return {
+      mode: 'none',
+      running: false,
+      init: null,
+      user: null,
+      display: null,
+      text: '  isolated:  no (a folder on this PC)',
+    };
+  }
+  const running = isRunning(ns);
+  const desktop = ns.desktop ? `; desktop :${String(ns.desktop.display)} (${ns.desktop.kind})` : '';
+  return {
+    mode: 'namespace',
+    running,
+    init: ns.init,
+    user: ns.user,
+    display: ns.desktop?.display ?? null,
+    text: `  isolated:  ${running ? `yes, init pid ${String(ns.init)}` : 'namespaces not running (the next upc exec starts them again)'}, as ${ns.user} (uid ${String(ns.uid)}) in ${ns.home}${desktop}`,
+  };
 }
 
 function describeStatus(s: DaemonStatus): string {

@@ -198,7 +198,12 @@ export function runInNamespace(
   ns: NamespaceRecord,
   session: SessionRecord,
   argv: string[],
-  options: { admin: boolean; stdio?: 'inherit' | 'pipe'; env?: Record<string, string> },
+  options: {
+    admin: boolean;
+    stdio?: 'inherit' | 'pipe' | 'ignore';
+    env?: Record<string, string>;
+    detached?: boolean;
+  },
 ): ChildProcess {
   const env = { ...sessionEnvironment(ns, options.admin, session), ...options.env };
   return enter(ns, {
@@ -208,5 +213,6 @@ export function runInNamespace(
     cwd: ns.home,
     env,
     ...(options.stdio ? { stdio: options.stdio } : {}),
+    ...(options.detached ? { detached: true } : {}),
   });
 }

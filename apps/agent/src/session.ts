@@ -452,7 +452,7 @@ export async function startDaemon(home: AgentHome, recover: boolean): Promise<Da
     started.exited = true;
   });
   child.unref();
-  for (let waited = 0; waited < 30_000; waited += 50) {
+  for (let waited = 0; waited < 30_000; waited += 15) {
     if (started.exited) {
       const tail = (await readFile(home.daemonLog, 'utf8').catch(() => '')).trim().split('\n').slice(-5);
       throw new AgentError(`the session daemon failed to start:\n${tail.join('\n')}`);
@@ -462,7 +462,7 @@ export async function startDaemon(home: AgentHome, recover: boolean): Promise<Da
     } catch (error) {
       if (!(error instanceof DaemonUnreachable)) throw error;
     }
-    await sleep(50);
+    await sleep(15); // the daemon answers ~150 ms after its start; each poll is a connect
   }
   throw new AgentError('the session daemon did not start within 30 s; see ' + home.daemonLog);
 }

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   chooseDesktop,
   type Desktop,
@@ -45,7 +47,30 @@ function groupAlive(group: number): boolean {
   }
 }
 
-const hasXvfb = HOST_PROBE.onPath('Xvfb', process.env.PATH);
+const has = (program: string) => HOST_PROBE.onPath(program, process.env.PATH);
+const hasXvfb = has('Xvfb');
+/** The programs started after the X server: twm if there, then the first of the windows there. */
+const expectedClients = [
+  ...(has('twm') ? ['twm'] : []),
+  ...['xterm', 'xclock', 'xeyes'].filter(has).slice(0, 1),
+];
+
+/**
+ * The same, with a home whose .twmrc uses only the X server's built-in font: twm's own defaults
+ * need Helvetica from xfonts-75dpi or xfonts-100dpi, and without it twm ends as it starts.
+ */
+const twmHome = mkdtempSync(join(tmpdir(), 'upc-desktop-test-'));
+writeFileSync(
+  join(twmHome, '.twmrc'),
+  ['TitleFont', 'ResizeFont', 'MenuFont', 'IconFont', 'IconManagerFont']
+    .map((f) => `${f} "fixed"\n`)
+    .join(''),
+);
+afterAll(() => {
+  rmSync(twmHome, { recursive: true, force: true });
+});
+const runWithTwmrc: Run = (argv, options) =>
+  runOnHost(argv, { ...options, env: { HOME: twmHome, LANG: 'C', ...options.env } });
 
 describe('chooseDesktop', () => {
   it('nests the desktop in a window when the agent has a display and Xephyr', () => {
@@ -118,42 +143,52 @@ describe('startDesktop', () => {
     );
   });
 
-  it.skipIf(!hasXvfb)('starts Xvfb with a window, photographs it and stops it all', async () => {
-    // On the host, unlike in a session, /tmp is shared: a free number from a high one.
-    const display = freeDisplay(77);
-    const desktop = await startDesktop(runOnHost, { kind: 'virtual', display });
-    try {
-      const programs = desktop.processes.map((p) => p.program);
-      expect(programs[0]).toBe('Xvfb');
-      expect(programs.slice(1).some((program) => ['xterm', 'xclock', 'xeyes'].includes(program))).toBe(true);
-      // twm runs, or the desktop says why it does not (it ends at once without xfonts-base).
-      if (HOST_PROBE.onPath('twm', process.env.PATH) && !programs.includes('twm')) {
-        expect(desktop.warnings).toContainEqual(
-          expect.stringMatching(/^the window manager twm exited with status/),
+  it.skipIf(!hasXvfb)(
+    'starts Xvfb, a window manager and a window, photographs it and stops it all',
+    async () => {
+      // On the host, unlike in a session, /tmp is shared: a free number from a high one.
+      const display = freeDisplay(77);
+      const desktop = await startDesktop(runWithTwmrc, { kind: 'virtual', display });
+      try {
+        expect(desktop.processes.map((p) => p.program)).toEqual(['Xvfb', ...expectedClients]);
+        expect(desktop.warnings).toEqual(has('twm') ? [] : [expect.stringMatching(/^no window manager/)]);
+        expect(HOST_PROBE.displaysInUse().has(display)).toBe(true);
+        await expect(startDesktop(runOnHost, { kind: 'virtual', display })).rejects.toThrow(
+          `display :${display} is taken in the session (/tmp/.X11-unix/X${display} exists)`,
         );
+        await expectDrawn(display);
+      } finally {
+        await stopDesktop(desktop);
       }
-      expect(HOST_PROBE.displaysInUse().has(display)).toBe(true);
+      for (const { pid } of desktop.processes) expect(groupAlive(pid)).toBe(false);
+      expect(existsSync(`/tmp/.X11-unix/X${display}`)).toBe(false);
+      expect(existsSync(`/tmp/.X${display}-lock`)).toBe(false);
+    },
+  );
 
-      // A second server on the same display is refused.
-      await expect(startDesktop(runOnHost, { kind: 'virtual', display })).rejects.toThrow(
-        `display :${display} is taken in the session (/tmp/.X11-unix/X${display} exists)`,
-      );
-
-      // A bare Xvfb screen is one colour: more appear once the first window has drawn itself.
-      let colours = 0;
-      const deadline = Date.now() + 5000;
-      while (colours < 2 && Date.now() < deadline) {
-        const image = readPng(await screenshot(runOnHost, display));
-        expect([image.width, image.height]).toEqual([1280, 800]);
-        colours = countColours(image, 2);
-        if (colours < 2) await sleep(100);
-      }
-      expect(colours).toBe(2);
+  it.skipIf(!hasXvfb || !has('twm'))('goes without a window manager that fails as it starts', async () => {
+    const failingTwm: Run = (argv, options) =>
+      runOnHost(argv[0] === 'twm' ? ['sh', '-c', 'exit 1'] : argv, options);
+    const desktop = await startDesktop(failingTwm, { kind: 'virtual', display: freeDisplay(77) });
+    try {
+      expect(desktop.processes.map((p) => p.program)).toEqual(['Xvfb', ...expectedClients.slice(1)]);
+      expect(desktop.warnings).toEqual(['the window manager twm exited with status 1: the desktop has none']);
+      await expectDrawn(desktop.display);
     } finally {
       await stopDesktop(desktop);
     }
-    for (const { pid } of desktop.processes) expect(groupAlive(pid)).toBe(false);
-    expect(existsSync(`/tmp/.X11-unix/X${display}`)).toBe(false);
-    expect(existsSync(`/tmp/.X${display}-lock`)).toBe(false);
   });
 });
+
+/** Waits for a window on the screen: a bare Xvfb screen is one colour, a window adds more. */
+async function expectDrawn(display: number): Promise<void> {
+  let colours = 0;
+  const deadline = Date.now() + 5000;
+  while (colours < 2 && Date.now() < deadline) {
+    const image = readPng(await screenshot(runOnHost, display));
+    expect([image.width, image.height]).toEqual([1280, 800]);
+    colours = countColours(image, 2);
+    if (colours < 2) await sleep(100);
+  }
+  expect(colours).toBe(2);
+}

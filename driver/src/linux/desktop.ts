@@ -101,7 +101,8 @@ export const HOST_PROBE: HostProbe = {
   exists: existsSync,
   displaysInUse() {
     const used = new Set<number>();
-    // Sockets in the host's /tmp, and abstract ones ("@/tmp/.X11-unix/X0") from /proc/net/unix.
+    // /proc/net/unix lists the network namespace's sockets, abstract ones ("@/tmp/.X11-unix/X0") and
+    // those bound in any mount namespace's /tmp (sessions' included), by the path they were bound at.
     let sockets: string[] = [];
     try {
       sockets = readFileSync('/proc/net/unix', 'utf8')
@@ -175,8 +176,8 @@ function serverCommand(choice: DesktopChoice): { argv: string[]; env: Record<str
 }
 
 /**
- * Starts the desktop inside the session: the X server, then (once its socket is there) a window
- * manager and a first window, each from the ones the session has. Returns what the caller records.
+ * Starts the desktop inside the session: the X server, then (once it answers) a window manager and
+ * a first window, each from the ones the session has. Returns what the caller records.
  */
 export async function startDesktop(run: Run, choice: DesktopChoice): Promise<Desktop> {
   const server = serverCommand(choice);
@@ -205,25 +206,33 @@ export async function startDesktop(run: Run, choice: DesktopChoice): Promise<Des
   };
   try {
     const x = launch(run, server.argv, server.env);
-    desktop.processes.push(x.process);
-    await waitForServer(run, choice.display, present.has('xwd'), x);
+    if (x.process) desktop.processes.push(x.process);
+    await waitForServer(run, `${serverProgram} :${choice.display}`, choice.display, present.has('xwd'), x);
     const env = { DISPLAY: `:${choice.display}` };
     const windowManager = WINDOW_MANAGERS.find((program) => present.has(program));
     if (windowManager) {
-      // A window manager that fails as it starts (twm without the X core fonts of xfonts-base) may
-      // first take over the mapping of windows: a window started meanwhile would never show. So it
-      // gets a moment to fail; the desktop then goes without one.
+      // A window manager that fails as it starts (twm without its fonts: Helvetica, from
+      // xfonts-75dpi or xfonts-100dpi) may first take over the mapping of windows: a window started
+      // meanwhile would never show. So it gets a moment to fail; the desktop then goes without one.
       const manager = launch(run, [windowManager], env);
       await sleep(WINDOW_MANAGER_SETTLE_MS);
       const ended = manager.ended();
-      if (ended === undefined) desktop.processes.push(manager.process);
-      else desktop.warnings.push(`the window manager ${windowManager} ${ended}: the desktop has none`);
+      if (ended !== undefined) {
+        desktop.warnings.push(`the window manager ${windowManager} ${ended}: the desktop has none`);
+      } else if (manager.process) {
+        desktop.processes.push(manager.process);
+      }
     } else {
       desktop.warnings.push(`no window manager (${WINDOW_MANAGERS.join(', ')}) in the workspace`);
     }
     const firstWindow = Object.entries(FIRST_WINDOWS).find(([program]) => present.has(program));
-    if (firstWindow) desktop.processes.push(launch(run, firstWindow[1], env).process);
-    else desktop.warnings.push(`no first window (${Object.keys(FIRST_WINDOWS).join(', ')}) in the workspace`);
+    if (firstWindow) {
+      const window = launch(run, firstWindow[1], env);
+      if (window.process) desktop.processes.push(window.process);
+      else desktop.warnings.push(`the first window, ${firstWindow[0]}, ${window.ended() ?? 'ended'}`);
+    } else {
+      desktop.warnings.push(`no first window (${Object.keys(FIRST_WINDOWS).join(', ')}) in the workspace`);
+    }
     return desktop;
   } catch (error) {
     try {
@@ -301,7 +310,8 @@ export function activeVt(): number | undefined {
 }
 
 interface Launched {
-  process: DesktopProcess;
+  /** Undefined when the program had already ended by the time it was looked at. */
+  process?: DesktopProcess;
   /** Set when the program has ended (or could not start): how. */
   ended(): string | undefined;
 }
@@ -320,8 +330,9 @@ function launch(run: Run, argv: string[], env: Record<string, string>): Launched
   child.stdout?.resume();
   child.stderr?.resume();
   child.unref();
-  const start = child.pid === undefined ? undefined : startTimeOf(child.pid);
-  if (child.pid === undefined || start === undefined) throw new DriverError(`cannot start ${program}`);
+  if (child.pid === undefined) throw new DriverError(`cannot start ${program}`);
+  const start = startTimeOf(child.pid);
+  if (start === undefined) return { ended: () => ended ?? 'ended at once' };
   return { process: { program, pid: child.pid, start }, ended: () => ended };
 }
 
@@ -331,13 +342,19 @@ function launch(run: Run, argv: string[], env: Record<string, string>): Launched
  * "Can't open display"). So once the socket is there, an X client must connect: `xwd`, which the
  * screenshots need anyway. Without it, the socket is all there is to wait for.
  */
-async function waitForServer(run: Run, display: number, canProbe: boolean, server: Launched): Promise<void> {
+async function waitForServer(
+  run: Run,
+  server: string,
+  display: number,
+  canProbe: boolean,
+  launched: Launched,
+): Promise<void> {
   const socket = `/tmp/.X11-unix/X${display}`;
   const probe = ['xwd', '-root', '-silent', '-display', `:${display}`, '-out', '/dev/null'];
-  const name = `the X server (${server.process.program} :${display})`;
+  const name = `the X server (${server})`;
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    const ended = server.ended();
+    const ended = launched.ended();
     if (ended !== undefined) throw new DriverError(`${name} ${ended}`);
     if ((await finish(run, ['test', '-S', socket])).code === 0) {
       if (!canProbe || (await finish(run, probe)).code === 0) return;
@@ -352,8 +369,9 @@ async function programsInSession(run: Run, programs: string[]): Promise<Set<stri
   // One shell for all of them: each `run` enters the session's namespaces anew.
   const script = 'for p in "$@"; do command -v "$p" >/dev/null 2>&1 && echo "$p"; done; exit 0';
   const result = await finish(run, ['sh', '-c', script, 'sh', ...programs]);
-  if (result.code !== 0)
+  if (result.code !== 0) {
     throw new DriverError(`cannot look for programs in the session: ${result.stderr.trim()}`);
+  }
   return new Set(result.stdout.toString('utf8').split('\n').filter(Boolean));
 }
 

@@ -219,7 +219,9 @@ export interface EnterOptions {
   gid: number;
   cwd: string;
   env: Record<string, string>;
-  stdio?: 'inherit' | 'pipe';
+  stdio?: 'inherit' | 'pipe' | 'ignore';
+  /** A long-lived program (a desktop's): a process group of its own, not tied to the caller. */
+  detached?: boolean;
 }
 
 /** Runs a program inside the session (as `uid`:`gid`, ids inside); the caller waits for it. */
@@ -236,7 +238,7 @@ export function enter(session: NamespaceSession, options: EnterOptions): ChildPr
       '--',
       ...options.argv,
     ],
-    { stdio: options.stdio ?? 'inherit', env: options.env },
+    { stdio: options.stdio ?? 'inherit', env: options.env, detached: options.detached === true },
   );
 }
 
