@@ -92,9 +92,15 @@ export function ruleFor(policy: Policy, path: string, options: EvaluationOptions
 }
 
 /** Every path rule (forward, cow, host, ephemeral) with `~` and `<user>` written out for the user. */
-export function pathRules(policy: Policy, options: EvaluationOptions = {}): { kind: PathRule['kind']; path: string }[] {
+export function pathRules(
+  policy: Policy,
+  options: EvaluationOptions = {},
+): { kind: PathRule['kind']; path: string }[] {
   const c = compile(policy, options.user);
-  return c.paths.map(({ rule }) => ({ kind: rule.kind, path: expandUser(c.platform, rule.path, options.user) }));
+  return c.paths.map(({ rule }) => ({
+    kind: rule.kind,
+    path: expandUser(c.platform, rule.path, options.user),
+  }));
 }
 
 /** One saved rule's subtree in the image. */

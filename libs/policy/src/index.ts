@@ -28,5 +28,12 @@ export {
   type SavedKind,
 } from './policy.js';
 export { DEFAULT_LINUX_POLICY, DEFAULT_WINDOWS_POLICY, defaultPolicy } from './defaults.js';
-export { excludeMatcher, type EvaluationOptions, type Layer, layers, pathRules, ruleFor } from './evaluate.js';
+export {
+  excludeMatcher,
+  type EvaluationOptions,
+  type Layer,
+  layers,
+  pathRules,
+  ruleFor,
+} from './evaluate.js';
 export { PathSyntaxError, type Platform, PLATFORMS, USER } from './paths.js';
