@@ -102,7 +102,11 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
   must({ op: 'make-private' });
 
   // The session's user namespace, held open while its mounts are mapped through it.
-  const holder = await runHelper(plan.helper, ['userns', String(plan.idBase), String(plan.idCount)], 1);
+  // Held open: the mounts below may cover the helper's folder (an agent installed under /tmp), and
+  // the session's init is started from it last of all.
+  const helperFd = openSync(plan.helper, 'r');
+  const helper = `/proc/${String(process.pid)}/fd/${String(helperFd)}`;
+  const holder = await runHelper(helper, ['userns', String(plan.idBase), String(plan.idCount)], 1);
   const usernsPath = `/proc/${holder.lines[0] ?? ''}/ns/user`;
   const userns = openSync(usernsPath, 'r');
   try {
@@ -180,11 +184,12 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
       else must({ op: 'bind', source: emptyFile, target: mask, readOnly: true });
     }
 
-    const started2 = await runHelper(plan.helper, ['start', usernsPath, plan.hostname], 2);
+    const started2 = await runHelper(helper, ['start', usernsPath, plan.hostname], 2);
     const init = Number(started2.lines[0]);
     return { init, warnings, ms: Math.round((performance.now() - started) * 10) / 10 };
   } finally {
     closeSync(userns);
+    closeSync(helperFd);
     holder.close();
   }
 }
