@@ -72,7 +72,7 @@ function runHelper(
   lines: number,
 ): Promise<{ lines: string[]; close: () => void }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(helper, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(helper, args, { stdio: ['pipe', 'pipe', 'inherit'], argv0: 'upc-ns' });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (data: string) => {
