@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -44,6 +44,8 @@ export function claimIds(sessionDir: string): IdClaim {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         if (!isStale(file)) break;
+        // Its session ended without a logout (killed, a reboot): its staging folder goes too.
+        rmSync(join(registryDir(), 'stage', String(slot)), { recursive: true, force: true });
         unlinkSync(file);
       }
     }

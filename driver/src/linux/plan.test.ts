@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,15 +87,18 @@ describe('parsePlan and parseReport', () => {
 });
 
 describe('id ranges', () => {
-  it('gives concurrent sessions different ranges, and reuses a range once its session is gone', () => {
+  it('gives concurrent sessions different ranges, and reuses a range once its session is gone', async () => {
     const a = claimIds('/s/a');
     const b = claimIds('/s/b');
     expect(b.base - a.base).toBe(IDS_PER_SESSION);
     expect(a.base).toBeGreaterThanOrEqual(0x10000000);
     // A's session ended without a logout: its init is gone, so its slot is free again.
     recordInit(a, '/s/a', { pid: 2 ** 22 + 17, start: 'not-a-process' });
+    const stage = join(dir, 'run', 'stage', String(a.slot));
+    await mkdir(stage, { recursive: true });
     const c = claimIds('/s/c');
     expect(c.slot).toBe(a.slot);
+    expect(existsSync(stage)).toBe(false); // its staging folder went with it
     releaseIds(b.file);
     expect(claimIds('/s/d').slot).toBe(b.slot);
     // A live session's slot is never taken.
