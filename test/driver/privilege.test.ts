@@ -52,7 +52,10 @@ function run(pc: Pc, script: string, admin = false): Promise<UpcResult> {
 describe('inside a session the user is root of the workspace, never of the PC', () => {
   it('cannot read host secrets, write host files outside the layers, see or signal host processes, or load modules', async () => {
     await server.user('ivy');
-    const pcHost = await host('p');
+    const pcHost = await host('p', {
+      '/etc/ssh/ssh_host_ed25519_key': 'HOST PRIVATE KEY\n',
+      '/etc/ssh/ssh_host_ed25519_key.pub': 'ssh-ed25519 AAAA host\n',
+    });
     const pc = await pcHost.pc(server.url);
     await login(pc, 'ivy');
 
@@ -62,6 +65,14 @@ describe('inside a session the user is root of the workspace, never of the PC', 
       // What the session's root reads is an empty stand-in, not the host's file.
       if (admin) expect(shadow.stdout).toBe('');
     }
+    // The PC's SSH host key: hidden (an empty stand-in); its public half is not a secret.
+    const keys = await run(
+      pc,
+      'cat /etc/ssh/ssh_host_ed25519_key; cat /etc/ssh/ssh_host_ed25519_key.pub',
+      true,
+    );
+    expect(keys.stdout).toBe('ssh-ed25519 AAAA host\n');
+    expect((await pcHost.exec(['cat', '/etc/ssh/ssh_host_ed25519_key'])).stdout).toBe('HOST PRIVATE KEY\n');
     const secret = await readFile('/etc/shadow', 'utf8');
     expect(secret).toMatch(/^root:/); // the host's own file is there and readable by the host's root
 

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
@@ -22,25 +22,35 @@ export class SimulatedHost {
   ) {}
 
   /**
-   * `files` are this PC's own, by absolute path under /opt or /usr/local (e.g.
-   * `{ '/opt/tool/bin/tool': '#!/bin/sh\necho B' }`); files ending in `/bin/...` are executable.
+   * `files` are this PC's own, by absolute path under /opt, /usr/local or /etc (e.g.
+   * `{ '/opt/tool/bin/tool': '#!/bin/sh\necho B' }`); files ending in `/bin/...` are executable,
+   * those in /etc/ssh readable by root only (as host keys are). With files under /etc, the PC gets
+   * an /etc of its own: a copy of this machine's, plus those files.
    */
   static async create(name: string, files: Record<string, string> = {}): Promise<SimulatedHost> {
     const root = await mkdtemp(join(tmpdir(), `upc-host-${name}-`));
+    const own: Record<string, string> = { '/opt/': 'opt', '/usr/local/': 'usr-local', '/etc/': 'etc' };
     for (const folder of ['opt', 'usr-local']) await mkdir(join(root, folder), { recursive: true });
+    const ownEtc = Object.keys(files).some((p) => p.startsWith('/etc/'));
+    if (ownEtc)
+      await cp('/etc', join(root, 'etc'), {
+        recursive: true,
+        preserveTimestamps: true,
+        verbatimSymlinks: true,
+      });
     for (const [path, content] of Object.entries(files)) {
-      const local = path.startsWith('/opt/')
-        ? join(root, 'opt', path.slice(5))
-        : path.startsWith('/usr/local/')
-          ? join(root, 'usr-local', path.slice(11))
-          : undefined;
-      if (!local) throw new Error(`a simulated PC's own files are under /opt or /usr/local, not ${path}`);
+      const prefix = Object.keys(own).find((p) => path.startsWith(p));
+      if (!prefix)
+        throw new Error(`a simulated PC's own files are under ${Object.keys(own).join(', ')}, not ${path}`);
+      const local = join(root, own[prefix] ?? '', path.slice(prefix.length));
       await mkdir(join(local, '..'), { recursive: true });
-      await writeFile(local, content, { mode: path.includes('/bin/') ? 0o755 : 0o644 });
+      const mode = path.includes('/bin/') ? 0o755 : path.startsWith('/etc/ssh/') ? 0o600 : 0o644;
+      await writeFile(local, content, { mode });
     }
     const script = [
       `mount --bind ${root}/opt /opt`,
       `mount --bind ${root}/usr-local /usr/local`,
+      ...(ownEtc ? [`mount --bind ${root}/etc /etc`] : []),
       'echo ready',
       'exec sleep infinity',
     ].join(' && ');
