@@ -642,7 +642,9 @@ function describeLogin(report: LoginReport, user: string, deviceName: string): s
     report.resumed
       ? `session resumed: ${user} on ${deviceName}, workspace "${report.workspace.name}"`
       : `logged in as ${user} on ${deviceName}: workspace "${report.workspace.name}" at version ${report.version ?? '(new, empty)'}`,
-    `  your files: ${report.home}`,
+    report.isolation === 'namespace'
+      ? `  your files: ${report.home}, inside the session (upc shell, upc exec; --admin for /opt and /etc)`
+      : `  your files: ${report.home}`,
     `  restored ${report.restored.entries} entries, ${formatBytes(report.restored.bytes)}; fetched ${report.fetched.objects} objects, ${formatBytes(report.fetched.bytes)}`,
     row('gather information', t.gatherMs),
     row('fetch', t.fetchMs),
