@@ -46,17 +46,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
-import { clearInterval, setInterval, setTimeout } from 'node:timers';
+import { clearInterval, setInterval } from 'node:timers';
 import { decodeObject, decodeTree } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
 import {
   describeMachine,
+  envNumber,
   httpGet,
-  loadAverage,
-  Random,
   isAlive,
+  loadAverage,
+  log,
   postmasterPid,
+  quantile,
+  Random,
+  round,
   runBench,
+  sleep,
   startServerProcess,
   stopPid,
   stopServers,
@@ -71,15 +76,6 @@ const RESULT_FILE = join(ROOT, 'test-results/bench-agent.json');
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
-
-/** @param {string} name @param {number} fallback */
-function envNumber(name, fallback) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number`);
-  return Math.round(value);
-}
 
 const FILES = envNumber('UPC_BENCH_FILES', 20_000);
 const BYTES = envNumber('UPC_BENCH_BYTES', GiB);
@@ -142,32 +138,8 @@ const daemons = new Set(/** @type {number[]} */ ([]));
 let workDir = /** @type {string | undefined} */ (undefined);
 let aborted = false;
 
-/** @param {number} ms */
-const sleep = (ms) =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
-/** @param {number} ms */
-const round = (ms) => Math.round(ms * 10) / 10;
-
-/** @param {string} message */
-const log = (message) => {
-  process.stderr.write(`bench: ${message}\n`);
-};
-
 function checkAborted() {
   if (aborted) throw new Error('aborted');
-}
-
-/**
- * The value at quantile `q` of sorted `values` (nearest rank).
- * @param {number[]} sorted
- * @param {number} q
- */
-function quantile(sorted, q) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 }
 
 /** @param {number[]} values */

@@ -415,3 +415,37 @@ export function describeMachine(loadAverageAtStart) {
     loadAverageAtEnd: loadAverage(),
   };
 }
+
+/**
+ * A whole number from the environment (a bench's size knob), or `fallback` when it is not set.
+ * @param {string} name
+ * @param {number} fallback
+ */
+export function envNumber(name, fallback) {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number`);
+  return Math.round(value);
+}
+
+/** Waits `ms` milliseconds (node:timers/promises' setTimeout). */
+export { sleep };
+
+/** Milliseconds to one decimal. @param {number} ms */
+export const round = (ms) => Math.round(ms * 10) / 10;
+
+/** A progress line on stderr. @param {string} message */
+export const log = (message) => {
+  process.stderr.write(`bench: ${message}\n`);
+};
+
+/**
+ * The value at quantile `q` of sorted `values` (nearest rank).
+ * @param {number[]} sorted
+ * @param {number} q
+ */
+export function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
+}

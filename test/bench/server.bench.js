@@ -24,7 +24,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
-import { setTimeout } from 'node:timers';
 import { UpcClient } from '@upc/protocol';
 import {
   describeMachine,
@@ -33,7 +32,9 @@ import {
   killGroup,
   loadAverage,
   postmasterPid,
+  round,
   runBench,
+  sleep,
   stopPid,
   table,
   within,
@@ -88,15 +89,6 @@ const folders = /** @type {string[]} */ ([]);
 /** The autocannon run in progress, so that an abort can stop it. */
 let currentLoad = /** @type {{ stop(): void } | undefined} */ (undefined);
 let aborted = false;
-
-/** @param {number} ms */
-const sleep = (ms) =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
-/** @param {number} ms */
-const round = (ms) => Math.round(ms * 10) / 10;
 
 /**
  * The status of GET /api/v1/health, or 0 when nothing answers.

@@ -42,12 +42,17 @@ import { clearTimeout, setTimeout } from 'node:timers';
 import { UpcClient } from '@upc/protocol';
 import {
   describeMachine,
+  envNumber,
   isAlive,
   killGroup,
   loadAverage,
+  log,
   postmasterPid,
+  quantile,
   Random,
+  round,
   runBench,
+  sleep,
   startServerProcess,
   stopPid,
   stopServers,
@@ -81,15 +86,6 @@ function sources() {
     commit: git(['rev-parse', 'HEAD']),
     changedFiles: status === null ? null : status.split('\n').filter(Boolean).length,
   };
-}
-
-/** @param {string} name @param {number} fallback */
-function envNumber(name, fallback) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number`);
-  return Math.round(value);
 }
 
 const RUNS = Math.max(1, envNumber('UPC_BENCH_RUNS', 15));
@@ -137,32 +133,8 @@ let serverUrl = '';
 let password = '';
 let aborted = false;
 
-/** @param {number} ms */
-const sleep = (ms) =>
-  new Promise((resolve) => {
-    setTimeout(resolve, ms);
-  });
-
-/** @param {number} ms */
-const round = (ms) => Math.round(ms * 10) / 10;
-
-/** @param {string} message */
-const log = (message) => {
-  process.stderr.write(`bench: ${message}\n`);
-};
-
 function checkAborted() {
   if (aborted) throw new Error('aborted');
-}
-
-/**
- * The value at quantile `q` of sorted `values` (nearest rank).
- * @param {number[]} sorted
- * @param {number} q
- */
-function quantile(sorted, q) {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 }
 
 /**
