@@ -16,18 +16,11 @@ export interface UpcResult {
   stderr: string;
 }
 
-/** Runs the real `upc` command (built by `npm test`'s build step) and collects what it said. */
-export function runUpc(
-  args: string[],
-  env: Record<string, string> = {},
-  input = '',
-  prefix: string[] = [],
-): Promise<UpcResult> {
+/** Runs a command to its end and collects what it said; `input` is its standard input. */
+export function runCommand(argv: string[], env: Record<string, string>, input = ''): Promise<UpcResult> {
   return new Promise((resolve, reject) => {
-    const [program, ...rest] = [...prefix, process.execPath, UPC, ...args] as [string, ...string[]];
-    const child = spawn(program, rest, {
-      env: { PATH: process.env.PATH ?? '', UPC_ISOLATION: 'none', ...env },
-    });
+    const [program, ...rest] = argv as [string, ...string[]];
+    const child = spawn(program, rest, { env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -39,6 +32,23 @@ export function runUpc(
     child.stdin.on('error', () => undefined); // it may end before reading its input
     child.stdin.end(input);
   });
+}
+
+/**
+ * Runs the real `upc` command (built by `npm test`'s build step) and collects what it said;
+ * `prefix` starts it through another command (nsenter, for a PC of test/support/hosts.ts).
+ */
+export function runUpc(
+  args: string[],
+  env: Record<string, string> = {},
+  input = '',
+  prefix: string[] = [],
+): Promise<UpcResult> {
+  return runCommand(
+    [...prefix, process.execPath, UPC, ...args],
+    { PATH: process.env.PATH ?? '', UPC_ISOLATION: 'none', ...env },
+    input,
+  );
 }
 
 /**

@@ -3,7 +3,7 @@ import { cp, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { Pc, UPC, type UpcResult } from './agent.js';
+import { Pc, runCommand, UPC, type UpcResult } from './agent.js';
 
 /**
  * A simulated PC with its own system folders: a process holding a mount namespace of its own in
@@ -72,21 +72,11 @@ export class SimulatedHost {
 
   /** Runs a command inside this PC's mount namespace (as the host's root: not in a session). */
   exec(argv: string[], input = ''): Promise<UpcResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('nsenter', ['--target', String(this.pid), '--mount', '--', ...argv], {
-        env: { PATH: process.env.PATH ?? '' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => {
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.on('error', () => undefined); // it may end before reading its input
-      child.stdin.end(input);
-    });
+    return runCommand(
+      ['nsenter', '--target', String(this.pid), '--mount', '--', ...argv],
+      { PATH: process.env.PATH ?? '' },
+      input,
+    );
   }
 
   /** A PC of the test's on this host: `upc` started in this PC's mount namespace, isolated. */
