@@ -310,14 +310,29 @@ function failureStatus(error: unknown): number {
   return (error as { status?: number }).status === 401 ? 401 : 500;
 }
 
+/**
+ * Started early by a login, the daemon has loaded its code by the time the session exists; it
+ * waits for session.json (the login's last step) and gives up if the login does not get there.
+ */
+async function sessionWritten(home: AgentHome): Promise<void> {
+  for (let waited = 0; waited < 120_000; waited += 10) {
+    if (existsSync(home.sessionFile)) return;
+    if (!existsSync(home.sessionDir)) break; // the login failed and wiped its folder
+    await sleep(10);
+  }
+  throw new Error('no session was written: the login that started this daemon did not finish');
+}
+
 const [homeDir, ...flags] = process.argv.slice(2);
 if (!homeDir) {
-  process.stderr.write('usage: daemon.js UPC_HOME [--recover]\n');
+  process.stderr.write('usage: daemon.js UPC_HOME [--recover] [--await-session]\n');
   process.exit(2);
 }
-main(homeDir, flags.includes('--recover')).catch((error: unknown) => {
-  process.stderr.write(
-    `upc daemon: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  );
-  process.exit(1);
-});
+(flags.includes('--await-session') ? sessionWritten(new AgentHome(homeDir)) : Promise.resolve())
+  .then(() => main(homeDir, flags.includes('--recover')))
+  .catch((error: unknown) => {
+    process.stderr.write(
+      `upc daemon: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  });

@@ -179,6 +179,7 @@ async function loginWith(
     throw error;
   }
   let namespace: SessionRecord['namespace'];
+  let daemon: StartedDaemon | undefined;
   try {
     const head = workspace.headVersionId
       ? await client.getVersion(workspace.id, workspace.headVersionId)
@@ -188,6 +189,8 @@ async function loginWith(
     // What a login cut short left behind (no session record was written) is not anyone's work.
     await home.wipeSession();
     await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
+    // Started now, the daemon loads while the workspace is restored; it waits for session.json.
+    daemon = spawnDaemon(home, { early: true });
     const preferences = await home.readDevicePreferences();
     const cacheKey = preferences.keepCache ? (await client.deviceCacheKey(device.id)).key : undefined;
     if (cacheKey) await loadCache(home, device.ownerId, cacheKey);
@@ -251,7 +254,7 @@ async function loginWith(
     const mounted = performance.now();
 
     // Waited for: once login returns, every change is written through (the daemon is watching).
-    await startDaemon(home, false);
+    await daemon.answer();
     const ready = performance.now();
     return {
       session: session.id,
@@ -274,6 +277,7 @@ async function loginWith(
     };
   } catch (error) {
     // Nothing was handed to the user yet: give the workspace back and leave the PC as it was.
+    daemon?.kill();
     if (namespace) await closeNamespace({ namespace }).catch(() => undefined);
     await client.releaseLease(workspace.id, device.id, lease.fencingToken).catch(() => undefined);
     await home.wipeSession();
@@ -438,10 +442,24 @@ function daemonEnvironment(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Starts the session's daemon and waits until it answers. */
-export async function startDaemon(home: AgentHome, recover: boolean): Promise<DaemonStatus> {
+/** A daemon process started; `answer` waits until it serves its socket. */
+export interface StartedDaemon {
+  answer(): Promise<DaemonStatus>;
+  /** Ends it (a login that failed after starting it early). */
+  kill(): void;
+}
+
+/**
+ * Spawns the session's daemon. With `early`, it is spawned before the session exists: it loads its
+ * code while the login restores, and goes on once session.json appears (a login's last step).
+ */
+export function spawnDaemon(
+  home: AgentHome,
+  options: { recover?: boolean; early?: boolean } = {},
+): StartedDaemon {
   const log = openSync(home.daemonLog, 'a', 0o600);
-  const child = spawn(process.execPath, [DAEMON, home.dir, ...(recover ? ['--recover'] : [])], {
+  const flags = [...(options.recover ? ['--recover'] : []), ...(options.early ? ['--await-session'] : [])];
+  const child = spawn(process.execPath, [DAEMON, home.dir, ...flags], {
     detached: true,
     stdio: ['ignore', log, log],
     env: daemonEnvironment(),
@@ -452,19 +470,31 @@ export async function startDaemon(home: AgentHome, recover: boolean): Promise<Da
     started.exited = true;
   });
   child.unref();
-  for (let waited = 0; waited < 30_000; waited += 15) {
-    if (started.exited) {
-      const tail = (await readFile(home.daemonLog, 'utf8').catch(() => '')).trim().split('\n').slice(-5);
-      throw new AgentError(`the session daemon failed to start:\n${tail.join('\n')}`);
-    }
-    try {
-      return (await callDaemon(home, 'GET', '/status', undefined, 5000)).body;
-    } catch (error) {
-      if (!(error instanceof DaemonUnreachable)) throw error;
-    }
-    await sleep(15); // the daemon answers ~150 ms after its start; each poll is a connect
-  }
-  throw new AgentError('the session daemon did not start within 30 s; see ' + home.daemonLog);
+  return {
+    kill: () => {
+      child.kill('SIGKILL');
+    },
+    answer: async () => {
+      for (let waited = 0; waited < 30_000; waited += 15) {
+        if (started.exited) {
+          const tail = (await readFile(home.daemonLog, 'utf8').catch(() => '')).trim().split('\n').slice(-5);
+          throw new AgentError(`the session daemon failed to start:\n${tail.join('\n')}`);
+        }
+        try {
+          return (await callDaemon(home, 'GET', '/status', undefined, 5000)).body;
+        } catch (error) {
+          if (!(error instanceof DaemonUnreachable)) throw error;
+        }
+        await sleep(15); // each poll is one connect
+      }
+      throw new AgentError('the session daemon did not start within 30 s; see ' + home.daemonLog);
+    },
+  };
+}
+
+/** Starts the session's daemon and waits until it answers. */
+export function startDaemon(home: AgentHome, recover: boolean): Promise<DaemonStatus> {
+  return spawnDaemon(home, { recover }).answer();
 }
 
 /** Whether the process runs; an exited one not yet reaped by its parent (a zombie) does not. */
