@@ -125,7 +125,9 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
     renewal = setTimeout(renew, keeper.renewEveryMs);
     timers.push(
       setInterval(() => {
-        api.heartbeat(deviceId).catch(() => undefined);
+        // What the console shows of this session: its state and what is not yet durable.
+        const { state, pendingChanges, pendingBytes } = status();
+        api.heartbeat(deviceId, { state, pendingChanges, pendingBytes }).catch(() => undefined);
       }, HEARTBEAT_MS),
     );
   }

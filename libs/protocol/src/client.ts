@@ -52,9 +52,13 @@ export class UpcClient {
   deleteUser = (id: string) => this.empty('DELETE', `/users/${id}`);
 
   registerDevice = (body: S.RegisterDeviceRequest) => this.json('POST', '/devices', S.Device, body);
-  heartbeat = (id: string) => this.json('POST', `/devices/${id}/heartbeat`, S.Device);
+  heartbeat = (id: string, body: S.HeartbeatRequest = {}) =>
+    this.json('POST', `/devices/${id}/heartbeat`, S.Device, body);
   listDevices = (query: Query = {}) => this.json('GET', '/devices' + qs(query), z.array(S.Device));
   /** The device's local-cache key, created on the first call; only its owner gets it. */
+  /** Totals and series for the console (admins). */
+  stats = () => this.json('GET', '/stats', S.Stats);
+
   deviceCacheKey = (deviceId: string) => this.json('POST', `/devices/${deviceId}/cache-key`, S.CacheKey);
   revokeDeviceCacheKey = (deviceId: string) => this.empty('DELETE', `/devices/${deviceId}/cache-key`);
 

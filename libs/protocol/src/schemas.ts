@@ -204,6 +204,49 @@ export const VersionListQuery = z.object({
 export const WorkspaceListQuery = z.object({ ownerId: Id.optional() });
 export const DeviceListQuery = z.object({ ownerId: Id.optional() });
 
+/**
+ * What a device's agent reports with its heartbeat (all optional: an older agent sends nothing):
+ * the session's sync state and what it has not yet made durable.
+ */
+export const HeartbeatRequest = z.object({
+  state: z.string().max(32).optional(),
+  pendingChanges: z.number().int().nonnegative().optional(),
+  pendingBytes: z.number().int().nonnegative().optional(),
+});
+
+/** A session running now: a workspace whose lease a device holds (the console's live list). */
+export const LiveSession = z.object({
+  workspace: z.object({ id: Id, name: z.string() }),
+  user: z.object({ id: Id, username: z.string() }),
+  device: z.object({ id: Id, name: z.string() }),
+  /** When the device took the lease. */
+  since: Timestamp,
+  /** The newest version that device committed to the workspace, if any. */
+  lastSync: Timestamp.nullable(),
+  /** What the device's last heartbeat said it had not yet made durable (null: not reported). */
+  pendingBytes: z.number().int().nonnegative().nullable(),
+  state: z.string().nullable(),
+  lastSeenAt: Timestamp,
+});
+/** The `sessions` event of `GET /events` (server-sent events): the whole list, on every change. */
+export const SessionsEvent = z.object({ sessions: z.array(LiveSession) });
+
+/** `GET /stats` (admins): totals and the two series the console charts. */
+export const Stats = z.object({
+  users: z.number().int().nonnegative(),
+  workspaces: z.number().int().nonnegative(),
+  /** Bytes the object store holds (stored, compressed). */
+  storageBytes: z.number().int().nonnegative(),
+  /** Versions committed since midnight UTC. */
+  versionsToday: z.number().int().nonnegative(),
+  /** Versions committed per hour, the last 24 hours, oldest first (24 entries). */
+  activity: z.array(z.object({ hour: Timestamp, versions: z.number().int().nonnegative() })),
+  /** Bytes stored at the end of each of the last 30 days (UTC), oldest first (30 entries). */
+  storage: z.array(
+    z.object({ day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/), bytes: z.number().int().nonnegative() }),
+  ),
+});
+
 export type Health = z.infer<typeof Health>;
 export type User = z.infer<typeof User>;
 export type LoginRequest = z.infer<typeof LoginRequest>;
@@ -211,6 +254,10 @@ export type LoginResponse = z.infer<typeof LoginResponse>;
 export type CreateUserRequest = z.input<typeof CreateUserRequest>;
 export type UpdateUserRequest = z.infer<typeof UpdateUserRequest>;
 export type Device = z.infer<typeof Device>;
+export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
+export type LiveSession = z.infer<typeof LiveSession>;
+export type SessionsEvent = z.infer<typeof SessionsEvent>;
+export type Stats = z.infer<typeof Stats>;
 export type RegisterDeviceRequest = z.infer<typeof RegisterDeviceRequest>;
 export type CacheKey = z.infer<typeof CacheKey>;
 export type Workspace = z.infer<typeof Workspace>;
