@@ -72,7 +72,7 @@ export default tseslint.config(
     ['**/driver/**', '**/agent/**'],
   ),
   ...layer(
-    ['apps/console/**/*.ts'],
+    ['apps/console/**/*.ts', 'apps/console/**/*.tsx'],
     ['@upc/server', '@upc/agent', '@upc/driver'],
     ['**/server/**', '**/agent/**'],
   ),

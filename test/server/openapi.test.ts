@@ -59,10 +59,22 @@ describe('OpenAPI', () => {
         'POST /api/v1/workspaces/{workspaceId}/lease/takeover',
         'DELETE /api/v1/workspaces/{workspaceId}/lease',
         'GET /api/v1/audit',
+        'GET /api/v1/stats',
+        'GET /api/v1/events',
       ].sort(),
     );
     const commit = doc.paths['/api/v1/workspaces/{workspaceId}/versions']?.post?.requestBody;
     expect(JSON.stringify(commit?.content['application/json']?.schema)).toContain('fencingToken');
+    const heartbeat = doc.paths['/api/v1/devices/{id}/heartbeat']?.post?.requestBody;
+    expect(heartbeat).toMatchObject({ required: false });
+    expect(JSON.stringify(heartbeat?.content['application/json']?.schema)).toContain('pendingBytes');
+    const answers = (path: string) =>
+      JSON.stringify(
+        (doc.paths[path]?.get as { responses?: Record<string, unknown> } | undefined)?.responses?.['200'],
+      );
+    expect(answers('/api/v1/stats')).toContain('versionsToday');
+    expect(answers('/api/v1/events')).toContain('text/event-stream');
+    expect(answers('/api/v1/events')).toContain('lastSync');
   });
 
   it('serves the interactive UI at /api/docs with security headers', async () => {

@@ -6,6 +6,7 @@ import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Config } from './config.js';
+import { consoleCsp, serveConsole } from './console.js';
 import { controllers } from './controllers/index.js';
 import { AuthGuard } from './middleware/auth.guard.js';
 import { ServerLogger } from './logger.js';
@@ -58,18 +59,24 @@ export async function createServer(config: Config, databaseUrl: string, store: O
       done(null, body);
     },
   );
+  // Over plain HTTP (no TLS here, and no proxy in front adding it), upgrade-insecure-requests would
+  // send a browser to https:// for the pages' own scripts, and the console would not load.
+  const https = config.tls !== undefined;
   await app.register(helmet, {
+    // The API's answers and the docs UI at /api/docs, which needs inline styles and scripts;
+    // the console's pages get their own, stricter policy (console.ts).
     contentSecurityPolicy: {
       directives: {
         defaultSrc: ["'self'"],
         scriptSrc: ["'self'", "'unsafe-inline'"],
         styleSrc: ["'self'", "'unsafe-inline'"],
         imgSrc: ["'self'", 'data:'],
+        upgradeInsecureRequests: https ? [] : null,
       },
     },
-    hsts: config.tls !== undefined,
+    hsts: https,
   });
-  fastify.get('/', (_request, reply) => reply.redirect('/api/docs'));
+  await serveConsole(fastify, config.consoleDir, consoleCsp(https));
   app.setGlobalPrefix(API_PREFIX);
   app.useGlobalFilters(new ProblemFilter());
 

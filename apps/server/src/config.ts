@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 const MiB = 1024 * 1024;
+/** apps/console/dist, found the same way from src/ (tests) and dist/ (npm start). */
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../console/dist', import.meta.url));
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
@@ -41,6 +44,7 @@ const EnvSchema = z
     UPC_LOGIN_WINDOW_SECONDS: int(1, 86_400).default(900),
     UPC_LOGIN_MAX_FAILURES_PER_USER: int(1, 1_000_000).default(10),
     UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: int(1, 1_000_000).default(50),
+    UPC_CONSOLE_DIR: z.string().min(1).optional(),
   })
   .superRefine((env, ctx) => {
     if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined)) {
@@ -93,6 +97,8 @@ export interface Config {
   /** The body size past which POST objects/fetch adds no more records (FetchObjectsRequest). */
   maxFetchBytes: number;
   login: { windowSeconds: number; maxFailuresPerUser: number; maxFailuresPerAddress: number };
+  /** The built console (index.html and assets/) served at `/`; it may not exist (then `/` says so). */
+  consoleDir: string;
 }
 
 export class ConfigError extends Error {
@@ -144,5 +150,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxFailuresPerUser: e.UPC_LOGIN_MAX_FAILURES_PER_USER,
       maxFailuresPerAddress: e.UPC_LOGIN_MAX_FAILURES_PER_ADDRESS,
     },
+    consoleDir: resolve(e.UPC_CONSOLE_DIR ?? DEFAULT_CONSOLE_DIR),
   };
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { createServer } from './app.js';
@@ -59,6 +60,11 @@ async function main(): Promise<void> {
     `listening on ${scheme}://localhost:${config.port} (${where}; objects in ${storeName}) ` +
       `— ready in ${Math.round(performance.now() - started)} ms`,
   );
+  if (!existsSync(join(config.consoleDir, 'index.html'))) {
+    logger.warn(
+      `the console is not built (no ${join(config.consoleDir, 'index.html')}): run "npm run build"`,
+    );
+  }
 }
 
 main().catch((error: unknown) => {

@@ -32,7 +32,8 @@ export class UpcClient {
   constructor(options: ClientOptions) {
     this.base = options.baseUrl.replace(/\/+$/, '') + '/api/v1';
     this.token = options.token;
-    this.fetchFn = options.fetch ?? fetch;
+    // Bound: a browser's fetch called as a method of another object throws "Illegal invocation".
+    this.fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
   health = () => this.json('GET', '/health', S.Health, undefined, { allowStatus: [503] });
@@ -56,11 +57,11 @@ export class UpcClient {
     this.json('POST', `/devices/${id}/heartbeat`, S.Device, body);
   listDevices = (query: Query = {}) => this.json('GET', '/devices' + qs(query), z.array(S.Device));
   /** The device's local-cache key, created on the first call; only its owner gets it. */
-  /** Totals and series for the console (admins). */
-  stats = () => this.json('GET', '/stats', S.Stats);
-
   deviceCacheKey = (deviceId: string) => this.json('POST', `/devices/${deviceId}/cache-key`, S.CacheKey);
   revokeDeviceCacheKey = (deviceId: string) => this.empty('DELETE', `/devices/${deviceId}/cache-key`);
+
+  /** Totals and series for the console (admins). */
+  stats = () => this.json('GET', '/stats', S.Stats);
 
   createWorkspace = (body: S.CreateWorkspaceRequest) => this.json('POST', '/workspaces', S.Workspace, body);
   listWorkspaces = (query: Query = {}) => this.json('GET', '/workspaces' + qs(query), z.array(S.Workspace));

@@ -1,6 +1,13 @@
 import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { CacheKey, Device, DeviceListQuery, Id, RegisterDeviceRequest } from '@upc/protocol';
+import {
+  CacheKey,
+  Device,
+  DeviceListQuery,
+  HeartbeatRequest,
+  Id,
+  RegisterDeviceRequest,
+} from '@upc/protocol';
 import { z } from 'zod';
 import type { Actor } from '../actor.js';
 import { CurrentActor } from '../middleware/auth.guard.js';
@@ -23,11 +30,16 @@ export class DeviceController {
     return this.devices.register(actor, body);
   }
 
+  /** The body is optional: an older agent sends none. */
   @Post(':id/heartbeat')
   @HttpCode(200)
-  @Docs({ response: Device })
-  heartbeat(@CurrentActor() actor: Actor, @Param('id', new ZodPipe(Id)) id: string) {
-    return this.devices.heartbeat(actor, id);
+  @Docs({ body: HeartbeatRequest, bodyRequired: false, response: Device })
+  heartbeat(
+    @CurrentActor() actor: Actor,
+    @Param('id', new ZodPipe(Id)) id: string,
+    @Body(new ZodPipe(HeartbeatRequest)) body: z.infer<typeof HeartbeatRequest>,
+  ) {
+    return this.devices.heartbeat(actor, id, body);
   }
 
   @Get()

@@ -1,9 +1,11 @@
 import { AuditController } from './audit.controller.js';
 import { AuthController } from './auth.controller.js';
 import { DeviceController } from './device.controller.js';
+import { EventsController } from './events.controller.js';
 import { HealthController } from './health.controller.js';
 import { LeaseController } from './lease.controller.js';
 import { ObjectController } from './object.controller.js';
+import { StatsController } from './stats.controller.js';
 import { UserController } from './user.controller.js';
 import { VersionController } from './version.controller.js';
 import { WorkspaceController } from './workspace.controller.js';
@@ -12,9 +14,11 @@ export const controllers = [
   AuditController,
   AuthController,
   DeviceController,
+  EventsController,
   HealthController,
   LeaseController,
   ObjectController,
+  StatsController,
   UserController,
   VersionController,
   WorkspaceController,

@@ -5,6 +5,13 @@ import type { Database } from './database.js';
 
 export type DeviceRow = Device;
 
+/** What an agent's heartbeat says about its session (HeartbeatRequest). */
+export interface HeartbeatReport {
+  state?: string;
+  pendingChanges?: number;
+  pendingBytes?: number;
+}
+
 @Injectable()
 export class DeviceRepository {
   constructor(@Inject(DATABASE) private readonly db: Database) {}
@@ -28,7 +35,27 @@ export class DeviceRepository {
     });
   }
 
-  heartbeat = (id: string) => this.db.device.update({ where: { id }, data: { lastSeenAt: new Date() } });
+  /**
+   * The device was seen now. With a report (a newer agent), its fields replace the last report as a
+   * whole, a field left out becoming null; without one (an older agent), the last report stays.
+   */
+  heartbeat(id: string, report?: HeartbeatReport) {
+    const now = new Date();
+    return this.db.device.update({
+      where: { id },
+      data: {
+        lastSeenAt: now,
+        ...(report
+          ? {
+              sessionState: report.state ?? null,
+              pendingChanges: report.pendingChanges === undefined ? null : BigInt(report.pendingChanges),
+              pendingBytes: report.pendingBytes === undefined ? null : BigInt(report.pendingBytes),
+              reportedAt: now,
+            }
+          : {}),
+      },
+    });
+  }
 
   list(ownerId?: string): Promise<DeviceRow[]> {
     return this.db.device.findMany({ where: { ownerId }, orderBy: [{ name: 'asc' }, { createdAt: 'asc' }] });

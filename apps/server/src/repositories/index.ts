@@ -3,6 +3,8 @@ import { DeviceRepository } from './device.repository.js';
 import { LeaseRepository } from './lease.repository.js';
 import { LoginAttemptRepository } from './login-attempt.repository.js';
 import { ObjectRepository } from './object.repository.js';
+import { SessionRepository } from './session.repository.js';
+import { StatsRepository } from './stats.repository.js';
 import { TokenRepository } from './token.repository.js';
 import { UserRepository } from './user.repository.js';
 import { VersionRepository } from './version.repository.js';
@@ -14,6 +16,8 @@ export const repositories = [
   LeaseRepository,
   LoginAttemptRepository,
   ObjectRepository,
+  SessionRepository,
+  StatsRepository,
   TokenRepository,
   UserRepository,
   VersionRepository,

@@ -20,6 +20,19 @@ export class TokenRepository {
     return this.db.token.findUnique({ where: { tokenHash }, include: { user: true } });
   }
 
+  /**
+   * Of `ids`, the tokens that would still authenticate (unrevoked, unexpired, their user enabled),
+   * with their user's role now: one query for every open event stream of a server.
+   */
+  async findValid(ids: string[]): Promise<Map<string, 'user' | 'admin'>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.token.findMany({
+      where: { id: { in: ids }, revokedAt: null, expiresAt: { gt: new Date() }, user: { disabled: false } },
+      select: { id: true, user: { select: { role: true } } },
+    });
+    return new Map(rows.map((row) => [row.id, row.user.role]));
+  }
+
   async touch(id: string, at: Date): Promise<void> {
     await this.db.token.update({ where: { id }, data: { lastUsedAt: at } });
   }

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import type { CacheKey, Device, RegisterDeviceRequest } from '@upc/protocol';
+import type { CacheKey, Device, HeartbeatRequest, RegisterDeviceRequest } from '@upc/protocol';
 import { type Actor, isAdmin } from '../actor.js';
 import { notFound } from '../errors.js';
 import { DeviceRepository, type DeviceRow } from '../repositories/device.repository.js';
@@ -28,9 +28,18 @@ export class DeviceService {
     return toDevice(row);
   }
 
-  async heartbeat(actor: Actor, id: string): Promise<Device> {
+  /**
+   * The device is alive. What its agent reports (state, pending changes and bytes) is kept on the
+   * device for the console's live sessions; an empty body, from an agent that reports nothing,
+   * only moves lastSeenAt.
+   */
+  async heartbeat(actor: Actor, id: string, request: HeartbeatRequest = {}): Promise<Device> {
     await this.requireOwned(actor, id);
-    return toDevice(await this.devices.heartbeat(id));
+    const reports =
+      request.state !== undefined ||
+      request.pendingChanges !== undefined ||
+      request.pendingBytes !== undefined;
+    return toDevice(await this.devices.heartbeat(id, reports ? request : undefined));
   }
 
   async list(actor: Actor, ownerId?: string): Promise<Device[]> {

@@ -1,6 +1,7 @@
-import type { Device, Lease, User, Version, Workspace } from '@upc/protocol';
+import type { Device, Lease, LiveSession, User, Version, Workspace } from '@upc/protocol';
 import type { DeviceRow } from '../repositories/device.repository.js';
 import type { LeaseRow } from '../repositories/lease.repository.js';
+import type { LiveSessionRow } from '../repositories/session.repository.js';
 import type { UserRow } from '../repositories/user.repository.js';
 import type { VersionRow } from '../repositories/version.repository.js';
 import type { WorkspaceRow } from '../repositories/workspace.repository.js';
@@ -58,4 +59,15 @@ export const toLease = (row: LeaseRow): Lease => ({
   acquiredAt: row.acquiredAt.toISOString(),
   renewedAt: row.renewedAt.toISOString(),
   expiresAt: row.expiresAt.toISOString(),
+});
+
+export const toLiveSession = (row: LiveSessionRow): LiveSession => ({
+  workspace: { id: row.workspaceId, name: row.workspaceName },
+  user: { id: row.userId, username: row.username },
+  device: { id: row.deviceId, name: row.deviceName },
+  since: row.since.toISOString(),
+  lastSync: row.lastSync?.toISOString() ?? null,
+  pendingBytes: row.pendingBytes === null ? null : Number(row.pendingBytes),
+  state: row.state,
+  lastSeenAt: row.lastSeenAt.toISOString(),
 });

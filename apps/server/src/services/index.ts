@@ -5,6 +5,8 @@ import { DeviceService } from './device.service.js';
 import { HealthService } from './health.service.js';
 import { LeaseService } from './lease.service.js';
 import { ObjectService } from './object.service.js';
+import { SessionService } from './session.service.js';
+import { StatsService } from './stats.service.js';
 import { UserService } from './user.service.js';
 import { VersionService } from './version.service.js';
 import { WorkspaceService } from './workspace.service.js';
@@ -17,6 +19,8 @@ export const services = [
   HealthService,
   LeaseService,
   ObjectService,
+  SessionService,
+  StatsService,
   UserService,
   VersionService,
   WorkspaceService,

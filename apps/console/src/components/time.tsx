@@ -1,0 +1,18 @@
+import { formatBytes, formatExactTime, formatNumber, formatRelativeTime } from '../format.js';
+import { useNow } from '../hooks.js';
+
+/** "3 min ago", with the exact time in its title; kept current. */
+export function RelativeTime({ iso }: { iso: string }) {
+  const now = useNow();
+  const date = new Date(iso);
+  return (
+    <time dateTime={iso} title={formatExactTime(date)}>
+      {formatRelativeTime(date, now)}
+    </time>
+  );
+}
+
+/** "1.5 GiB", with the exact count of bytes in its title. */
+export function Bytes({ value }: { value: number }) {
+  return <span title={`${formatNumber(value)} bytes`}>{formatBytes(value)}</span>;
+}

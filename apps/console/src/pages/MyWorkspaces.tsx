@@ -1,0 +1,84 @@
+import type { User } from '@upc/protocol';
+import { api } from '../api.js';
+import { LiveIndicator, SessionsTable } from '../components/sessions.js';
+import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
+import { Bytes, RelativeTime } from '../components/time.js';
+import type { LiveSessions } from '../events.js';
+import { useAsync } from '../hooks.js';
+import { PageHeading } from './PageHeading.js';
+
+/** What a user who is not an admin sees: their own workspaces and their own live sessions. */
+export function MyWorkspaces({ me, live }: { me: User; live: LiveSessions }) {
+  const workspaces = useAsync(() => api.listWorkspaces({ ownerId: me.id }), [me.id]);
+  const list = workspaces.data;
+  const mine = live.sessions?.filter((s) => s.user.id === me.id);
+  return (
+    <>
+      <PageHeading title="My workspaces" />
+      <section aria-labelledby="my-workspaces-heading" className="section">
+        <h2 id="my-workspaces-heading" className="visually-hidden">
+          Workspaces
+        </h2>
+        {list === undefined ? (
+          workspaces.error !== undefined ? (
+            <ErrorState what="your workspaces" error={workspaces.error} retry={workspaces.reload} />
+          ) : (
+            <Loading what="your workspaces" />
+          )
+        ) : list.length === 0 ? (
+          <Empty>You have no workspaces yet. One is made the first time you sign in on a uPC PC.</Empty>
+        ) : (
+          <TableScroll label="My workspaces (scrollable)">
+            <table aria-label="My workspaces" className="data-table">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col" className="num">
+                    Size
+                  </th>
+                  <th scope="col">Last activity</th>
+                  <th scope="col">Created</th>
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((w) => (
+                  <tr key={w.id}>
+                    <td>{w.name}</td>
+                    <td className="num">
+                      <Bytes value={w.storedBytes} />
+                      {w.quotaBytes !== null && (
+                        <span className="muted">
+                          {' '}
+                          of <Bytes value={w.quotaBytes} />
+                        </span>
+                      )}
+                    </td>
+                    <td>
+                      <RelativeTime iso={w.updatedAt} />
+                    </td>
+                    <td>
+                      <RelativeTime iso={w.createdAt} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableScroll>
+        )}
+      </section>
+
+      <section aria-labelledby="my-sessions-heading" className="section">
+        <div className="section__head">
+          <h2 id="my-sessions-heading">My active sessions</h2>
+          <LiveIndicator status={live.status} />
+        </div>
+        <SessionsTable
+          label="My active sessions"
+          sessions={mine}
+          status={live.status}
+          emptyText="You are not signed in on any PC right now."
+        />
+      </section>
+    </>
+  );
+}
