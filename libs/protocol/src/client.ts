@@ -143,6 +143,25 @@ export class UpcClient {
   commit = (workspaceId: string, body: S.CommitRequest) =>
     this.json('POST', `/workspaces/${workspaceId}/versions`, S.Version, body);
 
+  /** One folder of a version (`path` relative to the image root; '' for the root). */
+  listTree = (workspaceId: string, versionId: string, path = '') =>
+    this.json('GET', `/workspaces/${workspaceId}/versions/${versionId}/tree` + qs({ path }), S.TreeListing);
+  /** A file's bytes as they were in the version. */
+  async downloadFile(workspaceId: string, versionId: string, path: string): Promise<Uint8Array> {
+    const res = await this.send(
+      'GET',
+      `/workspaces/${workspaceId}/versions/${versionId}/file` + qs({ path }),
+      undefined,
+    );
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  /** What the version changed against its parent. */
+  diffVersion = (workspaceId: string, versionId: string) =>
+    this.json('GET', `/workspaces/${workspaceId}/versions/${versionId}/diff`, S.VersionDiff);
+  /** Makes a version (or one path of it) the workspace's new HEAD, as a new checkpoint version. */
+  restore = (workspaceId: string, body: S.RestoreRequest) =>
+    this.json('POST', `/workspaces/${workspaceId}/restore`, S.Version, body);
+
   getLease = (workspaceId: string) =>
     this.json('GET', `/workspaces/${workspaceId}/lease`, S.Lease.nullable());
   acquireLease = (workspaceId: string, deviceId: string, ttlSeconds?: number) =>

@@ -270,3 +270,88 @@ export type Lease = z.infer<typeof Lease>;
 export type LeaseHolder = z.infer<typeof LeaseHolder>;
 export type AuditEvent = z.infer<typeof AuditEvent>;
 export type AuditQuery = z.input<typeof AuditQuery>;
+
+/**
+ * A path inside an image, relative to its root: '' is the root, 'home/docs' a folder in it. Segments
+ * are separated by one '/', and none may be empty, '.', '..', contain NUL or pass 255 bytes; no
+ * leading or trailing '/'.
+ */
+export const ImagePath = z
+  .string()
+  .max(4096)
+  .superRefine((path, ctx) => {
+    if (path === '') return;
+    if (path.startsWith('/')) {
+      ctx.addIssue({ code: 'custom', message: 'must be relative to the image root (no leading "/")' });
+      return;
+    }
+    if (path.includes('\0')) {
+      ctx.addIssue({ code: 'custom', message: 'must not contain NUL' });
+      return;
+    }
+    for (const segment of path.split('/')) {
+      if (segment === '' || segment === '.' || segment === '..') {
+        ctx.addIssue({ code: 'custom', message: 'must not have empty, "." or ".." segments' });
+        return;
+      }
+      if (new TextEncoder().encode(segment).length > 255) {
+        ctx.addIssue({ code: 'custom', message: 'has a name longer than 255 bytes' });
+        return;
+      }
+    }
+  });
+export const EntryType = z.enum(['file', 'dir', 'symlink', 'whiteout']);
+/** `GET …/versions/:versionId/tree` and `…/file`: which path. */
+export const TreeQuery = z.object({ path: ImagePath.default('') });
+export const FileQuery = z.object({ path: ImagePath.refine((p) => p !== '', 'must name a file') });
+export const TreeEntry = z.object({
+  name: z.string(),
+  type: EntryType,
+  /** Bytes, for files; null for everything else. */
+  size: z.number().int().nonnegative().nullable(),
+  /** The entry's modification time (microsecond precision). */
+  mtime: Timestamp,
+  /** Permission bits with setuid/setgid/sticky (`st_mode & 0o7777`), in decimal. */
+  mode: z.number().int().nonnegative(),
+  /** A symlink's target, as readlink gives it. */
+  target: z.string().optional(),
+});
+/** One folder of a version: folders first, then the rest, each group by name. */
+export const TreeListing = z.object({
+  versionId: Id,
+  path: z.string(),
+  entries: z.array(TreeEntry),
+});
+export const MAX_DIFF_CHANGES = 10_000;
+export const TreeChange = z.object({
+  /** Relative to the image root. A folder added or removed whole is one change, not one per file. */
+  path: z.string(),
+  /** A path whose type changed is reported removed (the old type) and added (the new one). */
+  change: z.enum(['added', 'removed', 'modified']),
+  type: EntryType,
+  sizeBefore: z.number().int().nonnegative().nullable(),
+  sizeAfter: z.number().int().nonnegative().nullable(),
+});
+/** What a version changed against its parent (everything added when it has none). */
+export const VersionDiff = z.object({
+  versionId: Id,
+  parentId: Id.nullable(),
+  changes: z.array(TreeChange),
+  /** True when there were more than MAX_DIFF_CHANGES changes and the list stops there. */
+  truncated: z.boolean(),
+});
+/**
+ * `POST /workspaces/:id/restore`: a new checkpoint on top of HEAD whose root is the version's root,
+ * or (with `path`) HEAD's root with that path as it was in the version (removed if it did not exist).
+ */
+export const RestoreRequest = z.object({
+  versionId: Id,
+  path: ImagePath.refine((p) => p !== '', 'leave path out to restore the whole version').optional(),
+});
+
+export type EntryType = z.infer<typeof EntryType>;
+export type TreeEntry = z.infer<typeof TreeEntry>;
+export type TreeListing = z.infer<typeof TreeListing>;
+export type TreeChange = z.infer<typeof TreeChange>;
+export type VersionDiff = z.infer<typeof VersionDiff>;
+export type RestoreRequest = z.infer<typeof RestoreRequest>;

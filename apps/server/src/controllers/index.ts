@@ -1,5 +1,6 @@
 import { AuditController } from './audit.controller.js';
 import { AuthController } from './auth.controller.js';
+import { BrowseController } from './browse.controller.js';
 import { DeviceController } from './device.controller.js';
 import { EventsController } from './events.controller.js';
 import { HealthController } from './health.controller.js';
@@ -13,6 +14,7 @@ import { WorkspaceController } from './workspace.controller.js';
 export const controllers = [
   AuditController,
   AuthController,
+  BrowseController,
   DeviceController,
   EventsController,
   HealthController,

@@ -26,7 +26,8 @@ export class VersionRepository {
       parentId: string | null;
       rootTree: string;
       kind: VersionKind;
-      deviceId: string;
+      /** Null for versions the server made (a restore). */
+      deviceId: string | null;
       authorId: string;
       stats: Prisma.InputJsonObject;
       chunker?: Prisma.InputJsonObject;

@@ -1,10 +1,12 @@
 import { AuditService } from './audit.service.js';
 import { AuthService } from './auth.service.js';
 import { BootstrapService } from './bootstrap.service.js';
+import { BrowseService } from './browse.service.js';
 import { DeviceService } from './device.service.js';
 import { HealthService } from './health.service.js';
 import { LeaseService } from './lease.service.js';
 import { ObjectService } from './object.service.js';
+import { RestoreService } from './restore.service.js';
 import { SessionService } from './session.service.js';
 import { StatsService } from './stats.service.js';
 import { UserService } from './user.service.js';
@@ -15,10 +17,12 @@ export const services = [
   AuditService,
   AuthService,
   BootstrapService,
+  BrowseService,
   DeviceService,
   HealthService,
   LeaseService,
   ObjectService,
+  RestoreService,
   SessionService,
   StatsService,
   UserService,

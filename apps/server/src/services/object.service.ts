@@ -5,7 +5,14 @@ import {
   type StoredPack,
   writeObjectRecordHeader,
 } from '@upc/protocol';
-import { decodeObject, ObjectFormatError, PackFormatError, readPackIndex, sha256Hex } from '@upc/image';
+import {
+  decodeObject,
+  encodeObject,
+  ObjectFormatError,
+  PackFormatError,
+  readPackIndex,
+  sha256Hex,
+} from '@upc/image';
 import type { Actor } from '../actor.js';
 import type { Config } from '../config.js';
 import { ApiException, notFound } from '../errors.js';
@@ -69,7 +76,8 @@ export class ObjectService {
     await verifyObject(hash, body);
     if (await this.objects.find(workspaceId, hash)) return { hash, size: body.length, created: false };
     await this.checkQuota(workspace.id, workspace.quotaBytes, body.length);
-    await this.store.putIfAbsent(objectKey(workspaceId, hash), body, hash);
+    // The store checks what it stores: the encoded bytes, whose SHA-256 is not the object's id.
+    await this.store.putIfAbsent(objectKey(workspaceId, hash), body, sha256Hex(body));
     const created = await this.objects.addObject(workspaceId, hash, body.length);
     if (created) {
       await this.audit.record(actor, {
@@ -204,6 +212,47 @@ export class ObjectService {
       }),
     ]);
     return body;
+  }
+
+  /**
+   * The plaintext of one of the workspace's objects, checked against its id. For the server's own
+   * reads of images (browsing, diffs, restores): the caller has checked access. An object a version
+   * names but the store lacks is the server's fault, not the client's, so it is a plain Error (500).
+   */
+  async readPlaintext(workspaceId: string, hash: string): Promise<Buffer> {
+    const location = await this.objects.find(workspaceId, hash);
+    if (!location) throw new Error(`object ${hash} of workspace ${workspaceId} is not stored`);
+    const stored =
+      location.size === 0
+        ? new Uint8Array(0)
+        : location.packHash === null
+          ? await this.store.get(objectKey(workspaceId, hash))
+          : await this.store.get(packKey(workspaceId, location.packHash), {
+              start: location.packOffset ?? 0,
+              end: (location.packOffset ?? 0) + location.size - 1,
+            });
+    if (stored.length !== location.size) {
+      throw new Error(
+        `the store gave ${stored.length} bytes for object ${hash} of ${workspaceId}, its row says ${location.size}`,
+      );
+    }
+    return decodeObject(hash, stored);
+  }
+
+  /**
+   * Stores an object the server made itself (a tree of a restore) the way uploads are stored:
+   * bytes durable in the store first, then the row. Returns its id.
+   */
+  async storeGenerated(workspaceId: string, plaintext: Uint8Array, hash?: string): Promise<string> {
+    const encoded = await encodeObject(plaintext, hash);
+    if (await this.objects.find(workspaceId, encoded.hash)) return encoded.hash;
+    await this.store.putIfAbsent(
+      objectKey(workspaceId, encoded.hash),
+      encoded.bytes,
+      sha256Hex(encoded.bytes),
+    );
+    await this.objects.addObject(workspaceId, encoded.hash, encoded.bytes.length);
+    return encoded.hash;
   }
 
   private async checkQuota(workspaceId: string, quota: bigint | null, adding: number): Promise<void> {
