@@ -5,10 +5,13 @@ import { useLiveSessions } from './events.js';
 import { Link, navigate, usePath } from './router.js';
 import { MyWorkspaces } from './pages/MyWorkspaces.js';
 import { NotFound } from './pages/NotFound.js';
+import { Audit } from './pages/Audit.js';
 import { Overview } from './pages/Overview.js';
-import { Placeholder } from './pages/Placeholder.js';
+import { Pcs } from './pages/Pcs.js';
 import { SignIn } from './pages/SignIn.js';
 import { Users } from './pages/Users.js';
+import { Workspace } from './pages/Workspace.js';
+import { Workspaces } from './pages/Workspaces.js';
 
 type Auth =
   | { state: 'checking' }
@@ -122,31 +125,17 @@ function Shell({ user, onSignOut, onExpired }: { user: User; onSignOut: () => vo
   const admin = user.role === 'admin';
   const nav = admin ? ADMIN_NAV : USER_NAV;
 
+  const workspaceId = /^\/workspaces\/([^/]+)$/.exec(path)?.[1];
+
   let page;
-  if (!admin) page = path === '/' ? <MyWorkspaces me={user} live={live} /> : <NotFound />;
+  if (workspaceId !== undefined)
+    page = <Workspace key={workspaceId} id={decodeURIComponent(workspaceId)} me={user} live={live} />;
+  else if (!admin) page = path === '/' ? <MyWorkspaces me={user} live={live} /> : <NotFound />;
   else if (path === '/') page = <Overview live={live} />;
   else if (path === '/users') page = <Users me={user} />;
-  else if (path === '/workspaces')
-    page = (
-      <Placeholder
-        title="Workspaces"
-        about="Every workspace with its size and last activity, its version timeline, a file browser and restore."
-      />
-    );
-  else if (path === '/pcs')
-    page = (
-      <Placeholder
-        title="PCs"
-        about="Every PC: online or offline, last seen, its current session and its OS."
-      />
-    );
-  else if (path === '/audit')
-    page = (
-      <Placeholder
-        title="Audit log"
-        about="Who did what and when, filtered by user, workspace, action and time."
-      />
-    );
+  else if (path === '/workspaces') page = <Workspaces live={live} />;
+  else if (path === '/pcs') page = <Pcs live={live} />;
+  else if (path === '/audit') page = <Audit />;
   else page = <NotFound />;
 
   return (

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatRelativeTime } from './format.js';
+import { formatByteChange, formatBytes, formatRelativeTime } from './format.js';
 
 describe('formatBytes', () => {
   it('uses binary units with about three significant digits', () => {
@@ -21,5 +21,13 @@ describe('formatRelativeTime', () => {
     expect(ago(86400)).toBe('1 day ago');
     expect(ago(3 * 86400)).toBe('3 days ago');
     expect(ago(-4 * 60)).toBe('in 4 min');
+  });
+});
+
+describe('formatByteChange', () => {
+  it('signs a change and says when there is none', () => {
+    expect(formatByteChange(0)).toBe('no change');
+    expect(formatByteChange(1536)).toBe('+1.5 KiB');
+    expect(formatByteChange(-200)).toBe('−200 B');
   });
 });

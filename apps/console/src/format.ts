@@ -54,3 +54,21 @@ export function formatRelativeTime(date: Date, now: number = Date.now()): string
   } else return formatDate(date);
   return future ? `in ${text}` : `${text} ago`;
 }
+
+/** A date and time to the second, for lists of events: "27 Nov 2026, 14:21:45". */
+export function formatDateTime(date: Date): string {
+  return date.toLocaleString('en-GB', {
+    day: 'numeric',
+    month: 'short',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
+}
+
+/** A change in bytes with its sign: "+1.5 KiB", "−200 B", "no change". */
+export function formatByteChange(delta: number): string {
+  if (delta === 0) return 'no change';
+  return `${delta > 0 ? '+' : '−'}${formatBytes(Math.abs(delta))}`;
+}

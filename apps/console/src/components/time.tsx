@@ -1,4 +1,4 @@
-import { formatBytes, formatExactTime, formatNumber, formatRelativeTime } from '../format.js';
+import { formatBytes, formatDateTime, formatExactTime, formatNumber, formatRelativeTime } from '../format.js';
 import { useNow } from '../hooks.js';
 
 /** "3 min ago", with the exact time in its title; kept current. */
@@ -15,4 +15,15 @@ export function RelativeTime({ iso }: { iso: string }) {
 /** "1.5 GiB", with the exact count of bytes in its title. */
 export function Bytes({ value }: { value: number }) {
   return <span title={`${formatNumber(value)} bytes`}>{formatBytes(value)}</span>;
+}
+
+/** The exact date and time ("27 Nov 2026, 14:21:45"), with how long ago in its title. */
+export function DateTime({ iso }: { iso: string }) {
+  const now = useNow();
+  const date = new Date(iso);
+  return (
+    <time dateTime={iso} title={`${formatRelativeTime(date, now)} · ${formatExactTime(date)}`}>
+      {formatDateTime(date)}
+    </time>
+  );
 }

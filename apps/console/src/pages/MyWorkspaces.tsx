@@ -5,6 +5,7 @@ import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js
 import { Bytes, RelativeTime } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
 import { useAsync } from '../hooks.js';
+import { Link } from '../router.js';
 import { PageHeading } from './PageHeading.js';
 
 /** What a user who is not an admin sees: their own workspaces and their own live sessions. */
@@ -43,7 +44,9 @@ export function MyWorkspaces({ me, live }: { me: User; live: LiveSessions }) {
               <tbody>
                 {list.map((w) => (
                   <tr key={w.id}>
-                    <td>{w.name}</td>
+                    <td>
+                      <Link to={`/workspaces/${w.id}`}>{w.name}</Link>
+                    </td>
                     <td className="num">
                       <Bytes value={w.storedBytes} />
                       {w.quotaBytes !== null && (

@@ -1,0 +1,206 @@
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simulatedPcs } from '../support/agent.js';
+import { CONSOLE_DIR, screenshot, useBrowser } from '../support/browser.js';
+import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+const browser = useBrowser();
+const pc = simulatedPcs(() => server.url);
+
+beforeAll(async () => {
+  server = await startTestServer({ env: { UPC_CONSOLE_DIR: CONSOLE_DIR } });
+});
+afterAll(async () => {
+  await server.close();
+});
+
+async function open(viewport = { width: 1280, height: 800 }): Promise<Page> {
+  const context = await browser().newContext({ viewport });
+  return context.newPage();
+}
+
+/** Closes the page's whole context, so that no event stream of it outlives the test. */
+async function close(page: Page): Promise<void> {
+  await page.context().close();
+}
+
+/** Signs in and waits for the first page (the token then stays in the tab for page.goto). */
+async function signIn(page: Page, username: string, password: string, first: string): Promise<void> {
+  await page.goto(`${server.url}/`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: first, level: 1 }).waitFor();
+}
+
+/** How far the page is wider than the window (a string: the tests are compiled without the DOM's types). */
+async function overflow(page: Page): Promise<number> {
+  return Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
+}
+
+async function defaultWorkspace(ownerId: string): Promise<string> {
+  const [workspace] = await (await server.admin()).listWorkspaces({ ownerId });
+  if (!workspace) throw new Error('the user has no workspace');
+  return workspace.id;
+}
+
+describe('the console pages for workspaces, PCs and the audit log', () => {
+  it("shows a workspace's version timeline: the PC's sync and logout versions, with the PC's name", async () => {
+    const gus = await server.user('gus');
+    const a = await pc('pc-gus');
+    expect((await a.login('gus')).code).toBe(0);
+    await a.ok(['exec', '--', 'sh', '-c', 'printf "first draft\\n" > "$HOME/notes.txt"']);
+    await a.ok(['sync']);
+    await a.ok(['exec', '--', 'sh', '-c', 'head -c 20000 /dev/urandom > "$HOME/blob.bin"']);
+    await a.ok(['logout']);
+    const id = await defaultWorkspace(gus.id);
+    const versions = await gus.client.listVersions(id);
+    const kinds = versions.map((v) => v.kind);
+    expect(kinds).toContain('sync');
+    expect(kinds[0]).toBe('logout');
+
+    const page = await open();
+    await signIn(page, 'admin', ADMIN_PASSWORD, 'Overview');
+    await page.getByRole('link', { name: 'Workspaces' }).click();
+    await page.getByRole('heading', { name: 'Workspaces', level: 1 }).waitFor();
+    await page.getByLabel('Search workspaces').fill('gus');
+    const link = page.getByRole('table', { name: 'Workspaces' }).getByRole('link', { name: 'default (gus)' });
+    await link.waitFor();
+    await screenshot(page, 'workspaces');
+    await link.click();
+
+    await page.getByRole('heading', { name: 'default', level: 1 }).waitFor();
+    const timeline = page.getByRole('table', { name: 'Versions' });
+    await timeline.getByRole('cell', { name: 'logout', exact: true }).waitFor();
+    expect(await timeline.getByRole('cell', { name: 'sync', exact: true }).count()).toBe(
+      kinds.filter((k) => k === 'sync').length,
+    );
+    // Every version was made on pc-gus, and the table says so by name; the header row plus one a version.
+    expect(await timeline.getByRole('row').count()).toBe(versions.length + 1);
+    expect(await timeline.getByRole('cell', { name: 'pc-gus', exact: true }).count()).toBe(versions.length);
+    expect(await timeline.getByText(/^\+\d/).count()).toBeGreaterThan(0); // the files added show as growth
+    await page.getByTestId('lease').getByText('Nobody holds the lease.').waitFor();
+    await screenshot(page, 'workspace');
+    await close(page);
+
+    // At phone width the page fits; its tables scroll inside their own boxes.
+    const phone = await open({ width: 390, height: 844 });
+    await signIn(phone, 'admin', ADMIN_PASSWORD, 'Overview');
+    await phone.goto(`${server.url}/workspaces/${id}`);
+    await phone.getByRole('table', { name: 'Versions' }).getByRole('cell', { name: 'logout' }).waitFor();
+    expect(await overflow(phone)).toBeLessThanOrEqual(0);
+    await screenshot(phone, 'workspace-phone');
+    await close(phone);
+  });
+
+  it('force-releases a lease through a dialog that names the PC holding it', async () => {
+    const hal = await server.user('hal');
+    const a = await pc('pc-hal');
+    expect((await a.login('hal')).code).toBe(0);
+    const id = await defaultWorkspace(hal.id);
+    expect((await hal.client.getLease(id))?.deviceId).toBeDefined();
+    // The PC dies with the lease held (its daemon would otherwise renew, and regain, the lease).
+    await a.kill();
+
+    const page = await open();
+    await signIn(page, 'admin', ADMIN_PASSWORD, 'Overview');
+    const sessions = page.getByRole('table', { name: 'Active sessions' });
+    await sessions.getByRole('cell', { name: 'pc-hal', exact: true }).waitFor({ timeout: 10_000 });
+
+    await page.goto(`${server.url}/workspaces/${id}`);
+    await page.getByRole('heading', { name: 'default', level: 1 }).waitFor();
+    const lease = page.getByTestId('lease');
+    await lease.getByText('In use on pc-hal').waitFor();
+    await lease.getByText('hal', { exact: true }).waitFor();
+    await lease.getByRole('button', { name: 'Force-release lease' }).click();
+
+    const dialog = page.getByRole('dialog', { name: 'Force-release the lease held by pc-hal?' });
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toMatch(/pc-hal.*conflict version/s);
+    await screenshot(page, 'workspace-force-release');
+    await dialog.getByRole('button', { name: 'Force-release', exact: true }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByRole('status').getByText('Released the lease that pc-hal held.').waitFor();
+    await lease.getByText('Nobody holds the lease.').waitFor();
+
+    // The server agrees, and the live sessions list drops the row.
+    expect(await hal.client.getLease(id)).toBeNull();
+    const events = await (await server.admin()).listAudit({ action: 'lease.force_release', workspaceId: id });
+    expect(events).toHaveLength(1);
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await sessions.waitFor();
+    await sessions
+      .getByRole('cell', { name: 'pc-hal', exact: true })
+      .waitFor({ state: 'detached', timeout: 10_000 });
+    await close(page);
+  });
+
+  it('shows a PC online while its session runs, and its sign-in and lease events in the audit log', async () => {
+    await server.user('ivy');
+    const a = await pc('pc-ivy');
+    expect((await a.login('ivy')).code).toBe(0);
+
+    const page = await open();
+    await signIn(page, 'admin', ADMIN_PASSWORD, 'Overview');
+    await page.getByRole('link', { name: 'PCs' }).click();
+    await page.getByRole('heading', { name: 'PCs', level: 1 }).waitFor();
+    const row = page.getByRole('table', { name: 'PCs' }).getByRole('row').filter({ hasText: 'pc-ivy' });
+    await row.getByText('default').waitFor({ timeout: 10_000 }); // its session, from the live list
+    expect(await row.getByRole('cell').allTextContents()).toEqual(
+      expect.arrayContaining(['pc-ivy', 'Online', 'default (ivy)', 'ivy']),
+    );
+    await screenshot(page, 'pcs');
+
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { name: 'Audit log', level: 1 }).waitFor();
+    const table = page.getByRole('table', { name: 'Audit events' });
+    await table.getByRole('cell', { name: 'lease.acquire', exact: true }).first().waitFor();
+    await table.getByRole('cell', { name: 'auth.login', exact: true }).first().waitFor();
+    const actions = () => table.getByRole('code').allTextContents();
+    const all = await actions();
+    await screenshot(page, 'audit-log');
+
+    await page.getByLabel('Action').selectOption('lease.acquire');
+    await expect.poll(actions).not.toEqual(all);
+    const leases = await actions();
+    expect(leases.length).toBeGreaterThan(0);
+    expect(leases.length).toBeLessThan(all.length);
+    expect(new Set(leases)).toEqual(new Set(['lease.acquire']));
+
+    // And by user: ivy's own lease events only, with her PC named.
+    await page.getByLabel('User').selectOption({ label: 'ivy' });
+    await expect.poll(async () => (await table.getByRole('row').count()) - 1).toBe(1);
+    await table.getByText(/PC pc-ivy/).waitFor();
+    await screenshot(page, 'audit-log-filtered');
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await expect.poll(async () => (await actions()).length).toBeGreaterThanOrEqual(all.length);
+    await a.ok(['logout']);
+    await close(page);
+  });
+
+  it("shows a user their own workspace's page, and not found for someone else's (the API refuses it too)", async () => {
+    const jo = await server.user('jo');
+    const kim = await server.user('kim');
+    const mine = await jo.client.createWorkspace({ name: 'jo-notes' });
+    const theirs = await kim.client.createWorkspace({ name: 'kim-private' });
+
+    const page = await open();
+    await signIn(page, 'jo', 'jo-password', 'My workspaces');
+    await page.getByRole('table', { name: 'My workspaces' }).getByRole('link', { name: 'jo-notes' }).click();
+    await page.getByRole('heading', { name: 'jo-notes', level: 1 }).waitFor();
+    await page.getByText('No versions yet: no PC has saved this workspace.').waitFor();
+
+    await page.goto(`${server.url}/workspaces/${theirs.id}`);
+    await page.getByRole('heading', { name: 'Workspace not found', level: 1 }).waitFor();
+    expect(await page.getByText('kim-private').count()).toBe(0);
+    await screenshot(page, 'workspace-not-found');
+
+    await expect(jo.client.getWorkspace(theirs.id)).rejects.toMatchObject({ status: 404 });
+    await expect(jo.client.listVersions(theirs.id)).rejects.toMatchObject({ status: 404 });
+    await expect(jo.client.getLease(theirs.id)).rejects.toMatchObject({ status: 404 });
+    await expect(jo.client.forceReleaseLease(theirs.id)).rejects.toMatchObject({ status: 404 });
+    expect((await jo.client.getWorkspace(mine.id)).name).toBe('jo-notes');
+    await close(page);
+  });
+});
