@@ -88,7 +88,10 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     const phone = await open({ width: 390, height: 844 });
     await signIn(phone, 'admin', ADMIN_PASSWORD, 'Overview');
     await phone.goto(`${server.url}/workspaces/${id}`);
-    await phone.getByRole('table', { name: 'Versions' }).getByRole('cell', { name: 'logout' }).waitFor();
+    await phone
+      .getByRole('table', { name: 'Versions' })
+      .getByRole('cell', { name: 'logout', exact: true })
+      .waitFor();
     expect(await overflow(phone)).toBeLessThanOrEqual(0);
     await screenshot(phone, 'workspace-phone');
     await close(phone);

@@ -125,11 +125,21 @@ function Shell({ user, onSignOut, onExpired }: { user: User; onSignOut: () => vo
   const admin = user.role === 'admin';
   const nav = admin ? ADMIN_NAV : USER_NAV;
 
-  const workspaceId = /^\/workspaces\/([^/]+)$/.exec(path)?.[1];
+  const workspaceMatch = /^\/workspaces\/([^/]+)(?:\/versions\/([^/]+))?$/.exec(path);
+  const workspaceId = workspaceMatch?.[1];
+  const versionId = workspaceMatch?.[2];
 
   let page;
   if (workspaceId !== undefined)
-    page = <Workspace key={workspaceId} id={decodeURIComponent(workspaceId)} me={user} live={live} />;
+    page = (
+      <Workspace
+        key={workspaceId}
+        id={decodeURIComponent(workspaceId)}
+        versionId={versionId === undefined ? undefined : decodeURIComponent(versionId)}
+        me={user}
+        live={live}
+      />
+    );
   else if (!admin) page = path === '/' ? <MyWorkspaces me={user} live={live} /> : <NotFound />;
   else if (path === '/') page = <Overview live={live} />;
   else if (path === '/users') page = <Users me={user} />;

@@ -10,6 +10,7 @@ import { formatByteChange, formatNumber } from '../format.js';
 import { useAsync, useNow } from '../hooks.js';
 import { Link } from '../router.js';
 import { PageHeading } from './PageHeading.js';
+import { VersionPanel, versionName } from './VersionPanel.js';
 
 const PAGE_SIZE = 20;
 
@@ -22,7 +23,20 @@ function isNotFound(error: unknown): boolean {
  * One workspace: its lease (with force-release) and its version timeline. Admins reach it from
  * Workspaces, a user from My workspaces; the server answers 404 to anyone else.
  */
-export function Workspace({ id, me, live }: { id: string; me: User; live: LiveSessions }) {
+export function Workspace({
+  id,
+  versionId,
+  me,
+  live,
+}: {
+  id: string;
+  /** The version open under the timeline (`/workspaces/:id/versions/:versionId`), if any. */
+  versionId?: string;
+  me: User;
+  live: LiveSessions;
+}) {
+  // Bumped after a restore, so that the timeline shows the new version.
+  const [timelineKey, setTimelineKey] = useState(0);
   const admin = me.role === 'admin';
   const workspace = useAsync(() => api.getWorkspace(id), [id]);
   // Names for ids: PCs (an admin sees every PC, a user their own) and, for admins, users.
@@ -119,7 +133,26 @@ export function Workspace({ id, me, live }: { id: string; me: User; live: LiveSe
         onReleased={workspace.reload}
       />
 
-      <Timeline workspaceId={w.id} headVersionId={w.headVersionId} deviceName={deviceName} />
+      {versionId !== undefined && (
+        <VersionPanel
+          key={versionId}
+          workspaceId={w.id}
+          versionId={versionId}
+          headVersionId={w.headVersionId}
+          onRestored={() => {
+            workspace.reload();
+            setTimelineKey((k) => k + 1);
+          }}
+        />
+      )}
+
+      <Timeline
+        workspaceId={w.id}
+        headVersionId={w.headVersionId}
+        openVersionId={versionId}
+        refreshKey={timelineKey}
+        deviceName={deviceName}
+      />
     </>
   );
 }
@@ -285,10 +318,14 @@ function ForceRelease({
 function Timeline({
   workspaceId,
   headVersionId,
+  openVersionId,
+  refreshKey,
   deviceName,
 }: {
   workspaceId: string;
   headVersionId: string | null;
+  openVersionId: string | undefined;
+  refreshKey: number;
   deviceName: (id: string | null) => string | undefined;
 }) {
   // `before` of each page seen so far; the first page has none.
@@ -297,7 +334,7 @@ function Timeline({
   // One more than shown: it tells whether there is an older page, and the size change of the oldest shown.
   const versions = useAsync(
     () => api.listVersions(workspaceId, { limit: PAGE_SIZE + 1, before }),
-    [workspaceId, before],
+    [workspaceId, before, refreshKey],
   );
   const list = versions.data ?? [];
   const shown = list.slice(0, PAGE_SIZE);
@@ -354,13 +391,16 @@ function Timeline({
                   <th scope="col" className="num">
                     Change
                   </th>
+                  <th scope="col">
+                    <span className="visually-hidden">Actions</span>
+                  </th>
                 </tr>
               </thead>
               <tbody>
                 {shown.map((v, i) => {
                   const delta = change(v, i);
                   return (
-                    <tr key={v.id}>
+                    <tr key={v.id} className={v.id === openVersionId ? 'row--open' : undefined}>
                       <td>
                         <DateTime iso={v.createdAt} />
                         {v.id === headVersionId && <span className="badge badge--head">HEAD</span>}
@@ -395,6 +435,14 @@ function Timeline({
                             {formatByteChange(delta)}
                           </span>
                         )}
+                      </td>
+                      <td>
+                        <Link
+                          to={`/workspaces/${encodeURIComponent(workspaceId)}/versions/${encodeURIComponent(v.id)}`}
+                          aria-label={`Browse ${versionName(v)}`}
+                        >
+                          Browse
+                        </Link>
                       </td>
                     </tr>
                   );
