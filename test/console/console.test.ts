@@ -1,7 +1,6 @@
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Pc, simulatedPcs } from '../support/agent.js';
-import { CONSOLE_DIR, screenshot, useBrowser } from '../support/browser.js';
+import { CONSOLE_DIR, openPage, screenshot, signIn, useBrowser } from '../support/browser.js';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -15,26 +14,14 @@ afterAll(async () => {
   await server.close();
 });
 
-async function open(viewport = { width: 1280, height: 800 }): Promise<Page> {
-  const context = await browser().newContext({ viewport });
-  return context.newPage();
-}
-
-async function signIn(page: Page, username: string, password: string): Promise<void> {
-  await page.goto(`${server.url}/`);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
-
 describe('the admin console, in Chromium, against a real server', () => {
   it('signs an admin in, shows the overview, and creates a user that then exists', async () => {
-    const page = await open();
+    const page = await openPage(browser());
     await page.goto(`${server.url}/`);
     await screenshot(page, 'sign-in');
-    await signIn(page, 'admin', 'wrong-password');
+    await signIn(page, server.url, 'admin', 'wrong-password');
     await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/password|credentials/i);
-    await signIn(page, 'admin', ADMIN_PASSWORD);
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     await screenshot(page, 'overview');
 
@@ -69,8 +56,8 @@ describe('the admin console, in Chromium, against a real server', () => {
 
   it('shows a session appear live when an agent logs in, without a reload', async () => {
     await server.user('dan');
-    const page = await open();
-    await signIn(page, 'admin', ADMIN_PASSWORD);
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
     const sessions = page.getByRole('table', { name: 'Active sessions' });
     await sessions.waitFor();
     expect(await sessions.getByRole('cell', { name: 'dan', exact: true }).count()).toBe(0);
@@ -98,8 +85,8 @@ describe('the admin console, in Chromium, against a real server', () => {
     expect((await fay.login('fay')).code).toBe(0);
     await fay.ok(['logout']);
 
-    const page = await open();
-    await signIn(page, 'fay', 'fay-password');
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'fay', 'fay-password');
     await page.getByRole('heading', { name: 'My workspaces', level: 1 }).waitFor();
     await page.getByRole('table', { name: 'My workspaces' }).getByRole('cell', { name: 'default' }).waitFor();
     expect(await page.getByRole('link', { name: 'Users' }).count()).toBe(0);
@@ -119,8 +106,8 @@ describe('the admin console, in Chromium, against a real server', () => {
   });
 
   it('is readable at phone width', async () => {
-    const page = await open({ width: 390, height: 844 });
-    await signIn(page, 'admin', ADMIN_PASSWORD);
+    const page = await openPage(browser(), { width: 390, height: 844 });
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
     // (A string: the tests are compiled without the DOM's types.)
     const overflow = Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { UpcClient, Version } from '@upc/protocol';
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Pc, simulatedPcs } from '../support/agent.js';
-import { CONSOLE_DIR, screenshot, useBrowser } from '../support/browser.js';
+import { CONSOLE_DIR, openPage, overflow, screenshot, signIn, useBrowser } from '../support/browser.js';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -19,23 +18,6 @@ afterAll(async () => {
 
 const FIRST = 'quarterly report, first draft\n';
 const SECOND = 'quarterly report, second draft, with more numbers\n';
-
-async function open(viewport = { width: 1280, height: 800 }): Promise<Page> {
-  const context = await browser().newContext({ viewport, acceptDownloads: true });
-  return context.newPage();
-}
-
-async function signIn(page: Page, username: string, password: string, first: string): Promise<void> {
-  await page.goto(`${server.url}/`);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: first, level: 1 }).waitFor();
-}
-
-async function overflow(page: Page): Promise<number> {
-  return Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
-}
 
 /** On a signed-in PC: the report written, saved, rewritten and saved again; the two sync versions. */
 async function twoDrafts(
@@ -83,8 +65,8 @@ describe("the console's file browser, diff and restore", () => {
     const { id, first, second } = await twoDrafts(a, olga.client, olga.id);
     await a.ok(['logout']);
 
-    const page = await open();
-    await signIn(page, 'admin', ADMIN_PASSWORD, 'Overview');
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
     await page.goto(`${server.url}/workspaces/${id}`);
     await page.getByRole('heading', { name: 'default', level: 1 }).waitFor();
     const timeline = page.getByRole('table', { name: 'Versions' });
@@ -186,8 +168,8 @@ describe("the console's file browser, diff and restore", () => {
     expect((await a.login('pia')).code).toBe(0);
     const { id, first } = await twoDrafts(a, pia.client, pia.id);
 
-    const page = await open();
-    await signIn(page, 'pia', 'pia-password', 'My workspaces');
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'pia', 'pia-password', 'My workspaces');
     await page.getByRole('table', { name: 'My workspaces' }).getByRole('link', { name: 'default' }).click();
     await page.getByRole('heading', { name: 'default', level: 1 }).waitFor();
     const index = (await pia.client.listVersions(id)).findIndex((v) => v.id === first.id);

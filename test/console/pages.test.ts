@@ -1,7 +1,14 @@
-import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simulatedPcs } from '../support/agent.js';
-import { CONSOLE_DIR, screenshot, useBrowser } from '../support/browser.js';
+import {
+  closePage,
+  CONSOLE_DIR,
+  openPage,
+  overflow,
+  screenshot,
+  signIn,
+  useBrowser,
+} from '../support/browser.js';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -14,30 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
-
-async function open(viewport = { width: 1280, height: 800 }): Promise<Page> {
-  const context = await browser().newContext({ viewport });
-  return context.newPage();
-}
-
-/** Closes the page's whole context, so that no event stream of it outlives the test. */
-async function close(page: Page): Promise<void> {
-  await page.context().close();
-}
-
-/** Signs in and waits for the first page (the token then stays in the tab for page.goto). */
-async function signIn(page: Page, username: string, password: string, first: string): Promise<void> {
-  await page.goto(`${server.url}/`);
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: first, level: 1 }).waitFor();
-}
-
-/** How far the page is wider than the window (a string: the tests are compiled without the DOM's types). */
-async function overflow(page: Page): Promise<number> {
-  return Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
-}
 
 async function defaultWorkspace(ownerId: string): Promise<string> {
   const [workspace] = await (await server.admin()).listWorkspaces({ ownerId });
@@ -60,8 +43,8 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     expect(kinds).toContain('sync');
     expect(kinds[0]).toBe('logout');
 
-    const page = await open();
-    await signIn(page, 'admin', ADMIN_PASSWORD, 'Overview');
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
     await page.getByRole('link', { name: 'Workspaces' }).click();
     await page.getByRole('heading', { name: 'Workspaces', level: 1 }).waitFor();
     await page.getByLabel('Search workspaces').fill('gus');
@@ -82,11 +65,11 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     expect(await timeline.getByText(/^\+\d/).count()).toBeGreaterThan(0); // the files added show as growth
     await page.getByTestId('lease').getByText('Nobody holds the lease.').waitFor();
     await screenshot(page, 'workspace');
-    await close(page);
+    await closePage(page);
 
     // At phone width the page fits; its tables scroll inside their own boxes.
-    const phone = await open({ width: 390, height: 844 });
-    await signIn(phone, 'admin', ADMIN_PASSWORD, 'Overview');
+    const phone = await openPage(browser(), { width: 390, height: 844 });
+    await signIn(phone, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
     await phone.goto(`${server.url}/workspaces/${id}`);
     await phone
       .getByRole('table', { name: 'Versions' })
@@ -94,7 +77,7 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
       .waitFor();
     expect(await overflow(phone)).toBeLessThanOrEqual(0);
     await screenshot(phone, 'workspace-phone');
-    await close(phone);
+    await closePage(phone);
   });
 
   it('force-releases a lease through a dialog that names the PC holding it', async () => {
@@ -106,8 +89,8 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     // The PC dies with the lease held (its daemon would otherwise renew, and regain, the lease).
     await a.kill();
 
-    const page = await open();
-    await signIn(page, 'admin', ADMIN_PASSWORD, 'Overview');
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
     const sessions = page.getByRole('table', { name: 'Active sessions' });
     await sessions.getByRole('cell', { name: 'pc-hal', exact: true }).waitFor({ timeout: 10_000 });
 
@@ -136,7 +119,7 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     await sessions
       .getByRole('cell', { name: 'pc-hal', exact: true })
       .waitFor({ state: 'detached', timeout: 10_000 });
-    await close(page);
+    await closePage(page);
   });
 
   it('shows a PC online while its session runs, and its sign-in and lease events in the audit log', async () => {
@@ -144,8 +127,8 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     const a = await pc('pc-ivy');
     expect((await a.login('ivy')).code).toBe(0);
 
-    const page = await open();
-    await signIn(page, 'admin', ADMIN_PASSWORD, 'Overview');
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
     await page.getByRole('link', { name: 'PCs' }).click();
     await page.getByRole('heading', { name: 'PCs', level: 1 }).waitFor();
     const row = page.getByRole('table', { name: 'PCs' }).getByRole('row').filter({ hasText: 'pc-ivy' });
@@ -179,7 +162,7 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     await page.getByRole('button', { name: 'Clear filters' }).click();
     await expect.poll(async () => (await actions()).length).toBeGreaterThanOrEqual(all.length);
     await a.ok(['logout']);
-    await close(page);
+    await closePage(page);
   });
 
   it("shows a user their own workspace's page, and not found for someone else's (the API refuses it too)", async () => {
@@ -188,8 +171,8 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     const mine = await jo.client.createWorkspace({ name: 'jo-notes' });
     const theirs = await kim.client.createWorkspace({ name: 'kim-private' });
 
-    const page = await open();
-    await signIn(page, 'jo', 'jo-password', 'My workspaces');
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'jo', 'jo-password', 'My workspaces');
     await page.getByRole('table', { name: 'My workspaces' }).getByRole('link', { name: 'jo-notes' }).click();
     await page.getByRole('heading', { name: 'jo-notes', level: 1 }).waitFor();
     await page.getByText('No versions yet: no PC has saved this workspace.').waitFor();
@@ -204,6 +187,6 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     await expect(jo.client.getLease(theirs.id)).rejects.toMatchObject({ status: 404 });
     await expect(jo.client.forceReleaseLease(theirs.id)).rejects.toMatchObject({ status: 404 });
     expect((await jo.client.getWorkspace(mine.id)).name).toBe('jo-notes');
-    await close(page);
+    await closePage(page);
   });
 });
