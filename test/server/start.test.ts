@@ -33,6 +33,11 @@ describe('npm start on embedded defaults', () => {
     const health = await fetch(`${first.url}/api/v1/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toEqual({ status: 'ok', db: 'ok', store: 'ok' });
+    // The built console (npm start builds it first; npm test's build did here) at /.
+    const page = await fetch(`${first.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await page.text()).toMatch(/<script type="module"[^>]* src="\/assets\/[^"]+\.js"/);
     const password = /Created the admin user "admin" with password: (\S+)/.exec(first.output())?.[1];
     expect(password, first.output()).toBeDefined();
     const admin = new UpcClient({ baseUrl: first.url });
@@ -51,6 +56,7 @@ describe('npm start on embedded defaults', () => {
       true,
     );
     expect(await second.stop('SIGTERM')).toBe(0);
+    await rm(parent, { recursive: true, force: true });
   });
 
   // Only root hands the cluster to another user; as anyone else the folder is theirs.
@@ -61,6 +67,7 @@ describe('npm start on embedded defaults', () => {
       await expect(startServerProcess({ UPC_DATA_DIR: join(parent, 'data') })).rejects.toThrow(
         `cannot enter ${parent}; set UPC_DATA_DIR to a folder outside it, or run: chmod o+x ${parent}`,
       );
+      await rm(parent, { recursive: true, force: true });
     },
   );
 
