@@ -1,7 +1,8 @@
 import { useState } from 'react';
 import { api } from '../api.js';
-import { Pager, pageOf, SearchField } from '../components/pager.js';
-import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
+import { ListPager, ListSection } from '../components/list.js';
+import { pageOf } from '../components/pager.js';
+import { TableScroll } from '../components/states.js';
 import { RelativeTime } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
 import { formatNumber } from '../format.js';
@@ -49,96 +50,75 @@ export function Pcs({ live }: { live: LiveSessions }) {
   return (
     <>
       <PageHeading title="PCs" />
-      <section aria-labelledby="pcs-heading" className="section">
-        <div className="section__head">
-          <h2 id="pcs-heading">All PCs</h2>
-          <SearchField
-            id="pcs-search"
-            label="Search PCs"
-            value={query}
-            onChange={(value) => {
-              setQuery(value);
-              setPage(1);
-            }}
-          />
-        </div>
-        {data.data === undefined ? (
-          data.error !== undefined ? (
-            <ErrorState what="the PCs" error={data.error} retry={data.reload} />
-          ) : (
-            <Loading what="PCs" />
-          )
-        ) : rows.length === 0 ? (
-          <Empty>
-            {all.length === 0
+      <ListSection
+        id="pcs"
+        title="All PCs"
+        search={{
+          label: 'Search PCs',
+          value: query,
+          onChange: (value) => {
+            setQuery(value);
+            setPage(1);
+          },
+        }}
+        state={data}
+        what="PCs"
+        empty={
+          rows.length === 0
+            ? all.length === 0
               ? 'No PC has signed in yet. A PC appears here the first time someone signs in on it.'
-              : `No PC’s name, owner or OS contains “${query.trim()}”.`}
-          </Empty>
-        ) : (
-          <>
-            {data.error !== undefined && (
-              <ErrorState what="the latest list of PCs" error={data.error} retry={data.reload} />
-            )}
-            <TableScroll label="PCs (scrollable)">
-              <table aria-label="PCs" className="data-table">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Current session</th>
-                    <th scope="col">Last seen</th>
-                    <th scope="col">Owner</th>
-                    <th scope="col">OS</th>
-                    <th scope="col">Agent</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {shown.map(({ device, owner, session, lastSeen, online }) => (
-                    <tr key={device.id}>
-                      <td>{device.name}</td>
-                      <td>
-                        <span className={`badge ${online ? 'badge--on' : 'badge--idle'}`}>
-                          {online ? 'Online' : 'Offline'}
-                        </span>
-                      </td>
-                      <td>
-                        {session ? (
-                          <>
-                            <Link to={`/workspaces/${session.workspace.id}`}>{session.workspace.name}</Link>{' '}
-                            <span className="muted">({session.user.username})</span>
-                          </>
-                        ) : (
-                          <span className="muted">none</span>
-                        )}
-                      </td>
-                      <td>
-                        <RelativeTime iso={lastSeen} />
-                      </td>
-                      <td>{owner}</td>
-                      <td>{device.os}</td>
-                      <td>{device.agentVersion}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </TableScroll>
-            <Pager
-              label="Pages of PCs"
-              canPrevious={current > 1}
-              canNext={current < pages}
-              onPrevious={() => {
-                setPage(current - 1);
-              }}
-              onNext={() => {
-                setPage(current + 1);
-              }}
-            >
-              Page {current} of {pages} · {formatNumber(rows.length)} {rows.length === 1 ? 'PC' : 'PCs'},{' '}
-              {formatNumber(onlineCount)} online
-            </Pager>
-          </>
-        )}
-      </section>
+              : `No PC’s name, owner or OS contains “${query.trim()}”.`
+            : null
+        }
+      >
+        <TableScroll label="PCs (scrollable)">
+          <table aria-label="PCs" className="data-table">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Status</th>
+                <th scope="col">Current session</th>
+                <th scope="col">Last seen</th>
+                <th scope="col">Owner</th>
+                <th scope="col">OS</th>
+                <th scope="col">Agent</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map(({ device, owner, session, lastSeen, online }) => (
+                <tr key={device.id}>
+                  <td>{device.name}</td>
+                  <td>
+                    <span className={`badge ${online ? 'badge--on' : 'badge--idle'}`}>
+                      {online ? 'Online' : 'Offline'}
+                    </span>
+                  </td>
+                  <td>
+                    {session ? (
+                      <>
+                        <Link to={`/workspaces/${session.workspace.id}`}>{session.workspace.name}</Link>{' '}
+                        <span className="muted">({session.user.username})</span>
+                      </>
+                    ) : (
+                      <span className="muted">none</span>
+                    )}
+                  </td>
+                  <td>
+                    <RelativeTime iso={lastSeen} />
+                  </td>
+                  <td>{owner}</td>
+                  <td>{device.os}</td>
+                  <td>{device.agentVersion}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
+        <ListPager label="Pages of PCs" current={current} pages={pages} onPage={setPage}>
+          Page {current} of {pages} · {formatNumber(rows.length)} {rows.length === 1 ? 'PC' : 'PCs'},{' '}
+          {formatNumber(onlineCount)} online
+        </ListPager>
+      </ListSection>
     </>
   );
 }

@@ -2,7 +2,8 @@ import { Password, Username, type User } from '@upc/protocol';
 import { useId, useState, type SubmitEvent } from 'react';
 import { api, errorMessage } from '../api.js';
 import { Dialog } from '../components/dialog.js';
-import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
+import { ListPager, ListSection } from '../components/list.js';
+import { ErrorState, Loading, TableScroll } from '../components/states.js';
 import { Bytes, RelativeTime } from '../components/time.js';
 import { formatNumber } from '../format.js';
 import { useAsync } from '../hooks.js';
@@ -61,138 +62,104 @@ export function Users({ me }: { me: User }) {
         }}
       />
 
-      <section aria-labelledby="users-heading" className="section">
-        <div className="section__head">
-          <h2 id="users-heading">All users</h2>
-          <div className="field field--inline">
-            <label htmlFor="users-search">Search users</label>
-            <input
-              id="users-search"
-              type="search"
-              value={query}
-              autoComplete="off"
-              spellCheck={false}
-              onChange={(e) => {
-                setQuery(e.target.value);
-                setPage(1);
-              }}
-            />
-          </div>
-        </div>
-
-        {message && (
-          <p className={message.error ? 'form-error' : 'notice'} role={message.error ? 'alert' : 'status'}>
-            {message.text}
-          </p>
-        )}
-
-        {users.data === undefined ? (
-          users.error !== undefined ? (
-            <ErrorState what="the users" error={users.error} retry={users.reload} />
-          ) : (
-            <Loading what="users" />
+      <ListSection
+        id="users"
+        title="All users"
+        search={{
+          label: 'Search users',
+          value: query,
+          onChange: (value) => {
+            setQuery(value);
+            setPage(1);
+          },
+        }}
+        notice={
+          message && (
+            <p className={message.error ? 'form-error' : 'notice'} role={message.error ? 'alert' : 'status'}>
+              {message.text}
+            </p>
           )
-        ) : matching.length === 0 ? (
-          <Empty>
-            {all.length === 0 ? 'There are no users yet.' : `No user’s name contains “${query.trim()}”.`}
-          </Empty>
-        ) : (
-          <>
-            {users.error !== undefined && (
-              <ErrorState what="the latest list of users" error={users.error} retry={users.reload} />
-            )}
-            <TableScroll label="Users (scrollable)">
-              <table aria-label="Users" className="data-table">
-                <thead>
-                  <tr>
-                    <th scope="col">Username</th>
-                    <th scope="col">Role</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Created</th>
-                    <th scope="col">
-                      <span className="visually-hidden">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {shown.map((user) => (
-                    <tr key={user.id}>
-                      <td>{user.username}</td>
-                      <td>{user.role === 'admin' ? 'Admin' : 'User'}</td>
-                      <td>
-                        <span className={`badge ${user.disabled ? 'badge--off' : 'badge--on'}`}>
-                          {user.disabled ? 'Disabled' : 'Active'}
-                        </span>
-                        {user.id === me.id && <span className="muted"> (you)</span>}
-                      </td>
-                      <td>
-                        <RelativeTime iso={user.createdAt} />
-                      </td>
-                      <td>
-                        <div className="row-actions">
-                          <button
-                            type="button"
-                            aria-label={`${user.disabled ? 'Enable' : 'Disable'} ${user.username}`}
-                            disabled={busyId === user.id}
-                            onClick={() => void toggle(user)}
-                          >
-                            {user.disabled ? 'Enable' : 'Disable'}
-                          </button>
-                          <button
-                            type="button"
-                            aria-label={`Reset password for ${user.username}`}
-                            onClick={() => {
-                              setMessage(undefined);
-                              setAction({ kind: 'reset', user });
-                            }}
-                          >
-                            Reset password
-                          </button>
-                          <button
-                            type="button"
-                            className="danger"
-                            aria-label={`Delete ${user.username}`}
-                            onClick={() => {
-                              setMessage(undefined);
-                              setAction({ kind: 'delete', user });
-                            }}
-                          >
-                            Delete
-                          </button>
-                        </div>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </TableScroll>
-            <nav className="pager" aria-label="Pages of users">
-              <button
-                type="button"
-                disabled={current <= 1}
-                onClick={() => {
-                  setPage(current - 1);
-                }}
-              >
-                Previous page
-              </button>
-              <p aria-live="polite">
-                Page {current} of {pages} · {formatNumber(matching.length)}{' '}
-                {matching.length === 1 ? 'user' : 'users'}
-              </p>
-              <button
-                type="button"
-                disabled={current >= pages}
-                onClick={() => {
-                  setPage(current + 1);
-                }}
-              >
-                Next page
-              </button>
-            </nav>
-          </>
-        )}
-      </section>
+        }
+        state={users}
+        what="users"
+        empty={
+          matching.length === 0
+            ? all.length === 0
+              ? 'There are no users yet.'
+              : `No user’s name contains “${query.trim()}”.`
+            : null
+        }
+      >
+        <TableScroll label="Users (scrollable)">
+          <table aria-label="Users" className="data-table">
+            <thead>
+              <tr>
+                <th scope="col">Username</th>
+                <th scope="col">Role</th>
+                <th scope="col">Status</th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((user) => (
+                <tr key={user.id}>
+                  <td>{user.username}</td>
+                  <td>{user.role === 'admin' ? 'Admin' : 'User'}</td>
+                  <td>
+                    <span className={`badge ${user.disabled ? 'badge--off' : 'badge--on'}`}>
+                      {user.disabled ? 'Disabled' : 'Active'}
+                    </span>
+                    {user.id === me.id && <span className="muted"> (you)</span>}
+                  </td>
+                  <td>
+                    <RelativeTime iso={user.createdAt} />
+                  </td>
+                  <td>
+                    <div className="row-actions">
+                      <button
+                        type="button"
+                        aria-label={`${user.disabled ? 'Enable' : 'Disable'} ${user.username}`}
+                        disabled={busyId === user.id}
+                        onClick={() => void toggle(user)}
+                      >
+                        {user.disabled ? 'Enable' : 'Disable'}
+                      </button>
+                      <button
+                        type="button"
+                        aria-label={`Reset password for ${user.username}`}
+                        onClick={() => {
+                          setMessage(undefined);
+                          setAction({ kind: 'reset', user });
+                        }}
+                      >
+                        Reset password
+                      </button>
+                      <button
+                        type="button"
+                        className="danger"
+                        aria-label={`Delete ${user.username}`}
+                        onClick={() => {
+                          setMessage(undefined);
+                          setAction({ kind: 'delete', user });
+                        }}
+                      >
+                        Delete
+                      </button>
+                    </div>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
+        <ListPager label="Pages of users" current={current} pages={pages} onPage={setPage}>
+          Page {current} of {pages} · {formatNumber(matching.length)}{' '}
+          {matching.length === 1 ? 'user' : 'users'}
+        </ListPager>
+      </ListSection>
 
       {action?.kind === 'reset' && (
         <ResetPassword

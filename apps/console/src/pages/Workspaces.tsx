@@ -1,7 +1,8 @@
 import { useState } from 'react';
 import { api } from '../api.js';
-import { Pager, pageOf, SearchField } from '../components/pager.js';
-import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
+import { ListPager, ListSection } from '../components/list.js';
+import { pageOf } from '../components/pager.js';
+import { TableScroll } from '../components/states.js';
 import { Bytes, RelativeTime } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
 import { formatNumber } from '../format.js';
@@ -37,105 +38,84 @@ export function Workspaces({ live }: { live: LiveSessions }) {
   return (
     <>
       <PageHeading title="Workspaces" />
-      <section aria-labelledby="workspaces-heading" className="section">
-        <div className="section__head">
-          <h2 id="workspaces-heading">All workspaces</h2>
-          <SearchField
-            id="workspaces-search"
-            label="Search workspaces"
-            value={query}
-            onChange={(value) => {
-              setQuery(value);
-              setPage(1);
-            }}
-          />
-        </div>
-        {data.data === undefined ? (
-          data.error !== undefined ? (
-            <ErrorState what="the workspaces" error={data.error} retry={data.reload} />
-          ) : (
-            <Loading what="workspaces" />
-          )
-        ) : matching.length === 0 ? (
-          <Empty>
-            {all.length === 0
+      <ListSection
+        id="workspaces"
+        title="All workspaces"
+        search={{
+          label: 'Search workspaces',
+          value: query,
+          onChange: (value) => {
+            setQuery(value);
+            setPage(1);
+          },
+        }}
+        state={data}
+        what="workspaces"
+        empty={
+          matching.length === 0
+            ? all.length === 0
               ? 'There are no workspaces yet. One is made the first time a user signs in on a uPC PC.'
-              : `No workspace or owner name contains “${query.trim()}”.`}
-          </Empty>
-        ) : (
-          <>
-            {data.error !== undefined && (
-              <ErrorState what="the latest list of workspaces" error={data.error} retry={data.reload} />
-            )}
-            <TableScroll label="Workspaces (scrollable)">
-              <table aria-label="Workspaces" className="data-table">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Owner</th>
-                    <th scope="col" className="num">
-                      Size
-                    </th>
-                    <th scope="col">Last activity</th>
-                    <th scope="col">In use on</th>
+              : `No workspace or owner name contains “${query.trim()}”.`
+            : null
+        }
+      >
+        <TableScroll label="Workspaces (scrollable)">
+          <table aria-label="Workspaces" className="data-table">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Owner</th>
+                <th scope="col" className="num">
+                  Size
+                </th>
+                <th scope="col">Last activity</th>
+                <th scope="col">In use on</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((w) => {
+                const holder = holders.get(w.id);
+                const owner = owners.get(w.ownerId) ?? 'unknown user';
+                return (
+                  <tr key={w.id}>
+                    <td>
+                      <Link to={`/workspaces/${w.id}`} aria-label={`${w.name} (${owner})`}>
+                        {w.name}
+                      </Link>
+                    </td>
+                    <td>{owner}</td>
+                    <td className="num">
+                      <Bytes value={w.storedBytes} />
+                      {w.quotaBytes !== null && (
+                        <span className="muted">
+                          {' '}
+                          of <Bytes value={w.quotaBytes} />
+                        </span>
+                      )}
+                    </td>
+                    <td>
+                      <RelativeTime iso={w.updatedAt} />
+                    </td>
+                    <td>
+                      {holder ? (
+                        <>
+                          {holder.device.name} <span className="muted">({holder.user.username})</span>
+                        </>
+                      ) : (
+                        <span className="muted">not in use</span>
+                      )}
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {shown.map((w) => {
-                    const holder = holders.get(w.id);
-                    const owner = owners.get(w.ownerId) ?? 'unknown user';
-                    return (
-                      <tr key={w.id}>
-                        <td>
-                          <Link to={`/workspaces/${w.id}`} aria-label={`${w.name} (${owner})`}>
-                            {w.name}
-                          </Link>
-                        </td>
-                        <td>{owner}</td>
-                        <td className="num">
-                          <Bytes value={w.storedBytes} />
-                          {w.quotaBytes !== null && (
-                            <span className="muted">
-                              {' '}
-                              of <Bytes value={w.quotaBytes} />
-                            </span>
-                          )}
-                        </td>
-                        <td>
-                          <RelativeTime iso={w.updatedAt} />
-                        </td>
-                        <td>
-                          {holder ? (
-                            <>
-                              {holder.device.name} <span className="muted">({holder.user.username})</span>
-                            </>
-                          ) : (
-                            <span className="muted">not in use</span>
-                          )}
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </TableScroll>
-            <Pager
-              label="Pages of workspaces"
-              canPrevious={current > 1}
-              canNext={current < pages}
-              onPrevious={() => {
-                setPage(current - 1);
-              }}
-              onNext={() => {
-                setPage(current + 1);
-              }}
-            >
-              Page {current} of {pages} · {formatNumber(matching.length)}{' '}
-              {matching.length === 1 ? 'workspace' : 'workspaces'}
-            </Pager>
-          </>
-        )}
-      </section>
+                );
+              })}
+            </tbody>
+          </table>
+        </TableScroll>
+        <ListPager label="Pages of workspaces" current={current} pages={pages} onPage={setPage}>
+          Page {current} of {pages} · {formatNumber(matching.length)}{' '}
+          {matching.length === 1 ? 'workspace' : 'workspaces'}
+        </ListPager>
+      </ListSection>
     </>
   );
 }
