@@ -42,3 +42,26 @@ export function Dialog({
     </dialog>
   );
 }
+
+/**
+ * A dialog's buttons: Cancel, then the dialog's own action (`children`). `focusCancel`: Cancel has
+ * the focus when the dialog opens, for actions that cannot be undone by a stray Enter.
+ */
+export function DialogButtons({
+  onCancel,
+  focusCancel = false,
+  children,
+}: {
+  onCancel: () => void;
+  focusCancel?: boolean;
+  children: ReactNode;
+}) {
+  return (
+    <div className="dialog__buttons">
+      <button type="button" autoFocus={focusCancel} onClick={onCancel}>
+        Cancel
+      </button>
+      {children}
+    </div>
+  );
+}

@@ -1,4 +1,4 @@
-import type { ReactNode } from 'react';
+import { type ReactNode, useState } from 'react';
 import type { Async } from '../hooks.js';
 import { Pager, SearchField } from './pager.js';
 import { Empty, ErrorState, Loading } from './states.js';
@@ -88,6 +88,62 @@ export function ListPager({
       }}
       onNext={() => {
         onPage(current + 1);
+      }}
+    >
+      {children}
+    </Pager>
+  );
+}
+
+/** Pages of a list the API pages with a cursor (`before`): the cursors of the pages seen so far. */
+export interface CursorPages<C> {
+  /** The cursor of the page shown (undefined: the newest). */
+  before: C | undefined;
+  pageNumber: number;
+  older: (cursor: C) => void;
+  newer: () => void;
+  reset: () => void;
+}
+
+export function useCursorPages<C>(): CursorPages<C> {
+  const [cursors, setCursors] = useState<(C | undefined)[]>([undefined]);
+  return {
+    before: cursors[cursors.length - 1],
+    pageNumber: cursors.length,
+    older: (cursor) => {
+      setCursors((c) => [...c, cursor]);
+    },
+    newer: () => {
+      setCursors((c) => c.slice(0, -1));
+    },
+    reset: () => {
+      setCursors([undefined]);
+    },
+  };
+}
+
+/** The pager of a cursor-paged list: `oldest` (the last row shown) is the next page's cursor. */
+export function CursorPager<C>({
+  label,
+  pages,
+  hasOlder,
+  oldest,
+  children,
+}: {
+  label: string;
+  pages: CursorPages<C>;
+  hasOlder: boolean;
+  oldest: C | undefined;
+  children: ReactNode;
+}) {
+  return (
+    <Pager
+      label={label}
+      canPrevious={pages.pageNumber > 1}
+      canNext={hasOlder}
+      onPrevious={pages.newer}
+      onNext={() => {
+        if (oldest !== undefined) pages.older(oldest);
       }}
     >
       {children}

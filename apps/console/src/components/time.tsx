@@ -27,3 +27,18 @@ export function DateTime({ iso }: { iso: string }) {
     </time>
   );
 }
+
+/** A workspace's stored size, and its quota when it has one. */
+export function WorkspaceSize({ stored, quota }: { stored: number; quota: number | null }) {
+  return (
+    <>
+      <Bytes value={stored} />
+      {quota !== null && (
+        <span className="muted">
+          {' '}
+          of <Bytes value={quota} />
+        </span>
+      )}
+    </>
+  );
+}

@@ -1,7 +1,7 @@
 import type { AuditEvent } from '@upc/protocol';
 import { useState } from 'react';
 import { api } from '../api.js';
-import { Pager } from '../components/pager.js';
+import { CursorPager, useCursorPages } from '../components/list.js';
 import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
 import { DateTime } from '../components/time.js';
 import { useAsync } from '../hooks.js';
@@ -78,8 +78,8 @@ export function Audit() {
   }, []);
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   // `before` of each page seen so far (event ids); the first page has none.
-  const [cursors, setCursors] = useState<(number | undefined)[]>([undefined]);
-  const before = cursors[cursors.length - 1];
+  const cursorPages = useCursorPages<number>();
+  const before = cursorPages.before;
   const events = useAsync(
     () =>
       api.listAudit({
@@ -96,7 +96,7 @@ export function Audit() {
   const list = events.data ?? [];
   const shown = list.slice(0, PAGE_SIZE);
   const hasOlder = list.length > PAGE_SIZE;
-  const pageNumber = cursors.length;
+  const pageNumber = cursorPages.pageNumber;
   const filtered = Object.values(filters).some((v) => v !== '');
   const badRange =
     filters.since !== '' &&
@@ -105,7 +105,7 @@ export function Audit() {
 
   const set = (key: keyof Filters, value: string) => {
     setFilters((f) => ({ ...f, [key]: value }));
-    setCursors([undefined]);
+    cursorPages.reset();
   };
   const users = [...(names.data?.users ?? new Map<string, string>())].sort((a, b) =>
     a[1].localeCompare(b[1]),
@@ -125,7 +125,7 @@ export function Audit() {
             disabled={!filtered}
             onClick={() => {
               setFilters(NO_FILTERS);
-              setCursors([undefined]);
+              cursorPages.reset();
             }}
           >
             Clear filters
@@ -265,20 +265,14 @@ export function Audit() {
                 </tbody>
               </table>
             </TableScroll>
-            <Pager
+            <CursorPager
               label="Pages of audit events"
-              canPrevious={pageNumber > 1}
-              canNext={hasOlder}
-              onPrevious={() => {
-                setCursors((c) => c.slice(0, -1));
-              }}
-              onNext={() => {
-                const oldest = shown[shown.length - 1];
-                if (oldest) setCursors((c) => [...c, Number(oldest.id)]);
-              }}
+              pages={cursorPages}
+              hasOlder={hasOlder}
+              oldest={shown.length > 0 ? Number(shown[shown.length - 1]?.id) : undefined}
             >
               Page {pageNumber} · {pageNumber === 1 ? 'newest events' : 'older events'}
-            </Pager>
+            </CursorPager>
           </>
         )}
       </section>

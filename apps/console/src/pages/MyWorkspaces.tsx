@@ -2,7 +2,7 @@ import type { User } from '@upc/protocol';
 import { api } from '../api.js';
 import { LiveIndicator, SessionsTable } from '../components/sessions.js';
 import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
-import { Bytes, RelativeTime } from '../components/time.js';
+import { RelativeTime, WorkspaceSize } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
 import { useAsync } from '../hooks.js';
 import { Link } from '../router.js';
@@ -48,13 +48,7 @@ export function MyWorkspaces({ me, live }: { me: User; live: LiveSessions }) {
                       <Link to={`/workspaces/${w.id}`}>{w.name}</Link>
                     </td>
                     <td className="num">
-                      <Bytes value={w.storedBytes} />
-                      {w.quotaBytes !== null && (
-                        <span className="muted">
-                          {' '}
-                          of <Bytes value={w.quotaBytes} />
-                        </span>
-                      )}
+                      <WorkspaceSize stored={w.storedBytes} quota={w.quotaBytes} />
                     </td>
                     <td>
                       <RelativeTime iso={w.updatedAt} />

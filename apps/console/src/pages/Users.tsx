@@ -1,7 +1,7 @@
 import { Password, Username, type User } from '@upc/protocol';
 import { useId, useState, type SubmitEvent } from 'react';
 import { api, errorMessage } from '../api.js';
-import { Dialog } from '../components/dialog.js';
+import { Dialog, DialogButtons } from '../components/dialog.js';
 import { ListPager, ListSection } from '../components/list.js';
 import { ErrorState, Loading, TableScroll } from '../components/states.js';
 import { Bytes, RelativeTime } from '../components/time.js';
@@ -341,19 +341,15 @@ function ResetPassword({ user, onClose }: { user: User; onClose: (done: boolean)
             {error ?? 'At least 8 characters.'}
           </p>
         </div>
-        <div className="dialog__buttons">
-          <button
-            type="button"
-            onClick={() => {
-              onClose(false);
-            }}
-          >
-            Cancel
-          </button>
+        <DialogButtons
+          onCancel={() => {
+            onClose(false);
+          }}
+        >
           <button type="submit" className="primary" disabled={busy}>
             Set password
           </button>
-        </div>
+        </DialogButtons>
       </form>
     </Dialog>
   );
@@ -450,19 +446,15 @@ function DeleteUser({ user, onClose }: { user: User; onClose: (done: boolean) =>
             {error}
           </p>
         )}
-        <div className="dialog__buttons">
-          <button
-            type="button"
-            onClick={() => {
-              onClose(false);
-            }}
-          >
-            Cancel
-          </button>
+        <DialogButtons
+          onCancel={() => {
+            onClose(false);
+          }}
+        >
           <button type="submit" className="danger" disabled={!confirmed || busy}>
             Delete user
           </button>
-        </div>
+        </DialogButtons>
       </form>
     </Dialog>
   );

@@ -1,8 +1,9 @@
 import { ApiError, type TreeEntry, type Version } from '@upc/protocol';
 import { useEffect, useRef, useState } from 'react';
 import { api, errorMessage } from '../api.js';
-import { Dialog } from '../components/dialog.js';
-import { Pager, pageOf } from '../components/pager.js';
+import { Dialog, DialogButtons } from '../components/dialog.js';
+import { ListPager } from '../components/list.js';
+import { pageOf } from '../components/pager.js';
 import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
 import { Bytes, DateTime } from '../components/time.js';
 import { formatBytes, formatDateTime } from '../format.js';
@@ -331,19 +332,9 @@ function Files({
             </table>
           </TableScroll>
           {pages > 1 && (
-            <Pager
-              label="Pages of files"
-              canPrevious={pageNumber > 1}
-              canNext={pageNumber < pages}
-              onPrevious={() => {
-                setPage(pageNumber - 1);
-              }}
-              onNext={() => {
-                setPage(pageNumber + 1);
-              }}
-            >
+            <ListPager label="Pages of files" current={pageNumber} pages={pages} onPage={setPage}>
               Page {pageNumber} of {pages}
-            </Pager>
+            </ListPager>
           )}
         </>
       )}
@@ -415,19 +406,9 @@ function Changes({ workspaceId, version }: { workspaceId: string; version: Versi
                 </table>
               </TableScroll>
               {pages > 1 && (
-                <Pager
-                  label="Pages of changes"
-                  canPrevious={current > 1}
-                  canNext={current < pages}
-                  onPrevious={() => {
-                    setPage(current - 1);
-                  }}
-                  onNext={() => {
-                    setPage(current + 1);
-                  }}
-                >
+                <ListPager label="Pages of changes" current={current} pages={pages} onPage={setPage}>
                   Page {current} of {pages}
-                </Pager>
+                </ListPager>
               )}
             </>
           )}
@@ -510,20 +491,16 @@ function RestoreDialog({
           )}
         </div>
       )}
-      <div className="dialog__buttons">
-        <button
-          type="button"
-          autoFocus
-          onClick={() => {
-            onClose(undefined);
-          }}
-        >
-          Cancel
-        </button>
+      <DialogButtons
+        onCancel={() => {
+          onClose(undefined);
+        }}
+        focusCancel
+      >
         <button type="button" className="primary" disabled={busy} onClick={() => void restore()}>
           {busy ? 'Restoring…' : 'Restore'}
         </button>
-      </div>
+      </DialogButtons>
     </Dialog>
   );
 }

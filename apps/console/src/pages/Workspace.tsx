@@ -1,10 +1,10 @@
 import { ApiError, type Lease, type User, type Version } from '@upc/protocol';
 import { useState } from 'react';
 import { api, errorMessage } from '../api.js';
-import { Dialog } from '../components/dialog.js';
-import { Pager } from '../components/pager.js';
+import { Dialog, DialogButtons } from '../components/dialog.js';
+import { CursorPager, useCursorPages } from '../components/list.js';
 import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
-import { Bytes, DateTime, RelativeTime } from '../components/time.js';
+import { Bytes, DateTime, RelativeTime, WorkspaceSize } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
 import { formatByteChange, formatNumber } from '../format.js';
 import { useAsync, useNow } from '../hooks.js';
@@ -97,13 +97,7 @@ export function Workspace({
         <div>
           <dt>Size</dt>
           <dd>
-            <Bytes value={w.storedBytes} />
-            {w.quotaBytes !== null && (
-              <span className="muted">
-                {' '}
-                of <Bytes value={w.quotaBytes} />
-              </span>
-            )}
+            <WorkspaceSize stored={w.storedBytes} quota={w.quotaBytes} />
           </dd>
         </div>
         <div>
@@ -297,20 +291,16 @@ function ForceRelease({
           else has saved, it takes the lease back the next time it reaches the server.
         </p>
       </div>
-      <div className="dialog__buttons">
-        <button
-          type="button"
-          autoFocus
-          onClick={() => {
-            onClose(false);
-          }}
-        >
-          Cancel
-        </button>
+      <DialogButtons
+        onCancel={() => {
+          onClose(false);
+        }}
+        focusCancel
+      >
         <button type="button" className="danger" disabled={busy} onClick={() => void release()}>
           Force-release
         </button>
-      </div>
+      </DialogButtons>
     </Dialog>
   );
 }
@@ -329,8 +319,8 @@ function Timeline({
   deviceName: (id: string | null) => string | undefined;
 }) {
   // `before` of each page seen so far; the first page has none.
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const before = cursors[cursors.length - 1];
+  const cursorPages = useCursorPages<string>();
+  const before = cursorPages.before;
   // One more than shown: it tells whether there is an older page, and the size change of the oldest shown.
   const versions = useAsync(
     () => api.listVersions(workspaceId, { limit: PAGE_SIZE + 1, before }),
@@ -339,7 +329,7 @@ function Timeline({
   const list = versions.data ?? [];
   const shown = list.slice(0, PAGE_SIZE);
   const hasOlder = list.length > PAGE_SIZE;
-  const pageNumber = cursors.length;
+  const pageNumber = cursorPages.pageNumber;
 
   const change = (v: Version, i: number): number | undefined => {
     const older = list.find((o) => o.id === v.parentId) ?? (v.parentId === null ? undefined : list[i + 1]);
@@ -450,20 +440,14 @@ function Timeline({
               </tbody>
             </table>
           </TableScroll>
-          <Pager
+          <CursorPager
             label="Pages of versions"
-            canPrevious={pageNumber > 1}
-            canNext={hasOlder}
-            onPrevious={() => {
-              setCursors((c) => c.slice(0, -1));
-            }}
-            onNext={() => {
-              const oldest = shown[shown.length - 1];
-              if (oldest) setCursors((c) => [...c, oldest.createdAt]);
-            }}
+            pages={cursorPages}
+            hasOlder={hasOlder}
+            oldest={shown[shown.length - 1]?.createdAt}
           >
             Page {pageNumber} · {pageNumber === 1 ? 'newest first' : 'older versions'}
-          </Pager>
+          </CursorPager>
         </>
       )}
     </section>

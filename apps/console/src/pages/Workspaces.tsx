@@ -3,7 +3,7 @@ import { api } from '../api.js';
 import { ListPager, ListSection } from '../components/list.js';
 import { pageOf } from '../components/pager.js';
 import { TableScroll } from '../components/states.js';
-import { Bytes, RelativeTime } from '../components/time.js';
+import { RelativeTime, WorkspaceSize } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
 import { formatNumber } from '../format.js';
 import { useAsync } from '../hooks.js';
@@ -85,13 +85,7 @@ export function Workspaces({ live }: { live: LiveSessions }) {
                     </td>
                     <td>{owner}</td>
                     <td className="num">
-                      <Bytes value={w.storedBytes} />
-                      {w.quotaBytes !== null && (
-                        <span className="muted">
-                          {' '}
-                          of <Bytes value={w.quotaBytes} />
-                        </span>
-                      )}
+                      <WorkspaceSize stored={w.storedBytes} quota={w.quotaBytes} />
                     </td>
                     <td>
                       <RelativeTime iso={w.updatedAt} />
