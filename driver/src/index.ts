@@ -1,8 +1,4 @@
-import type { RuleKind } from '@upc/policy';
-
-/** The rule kinds the driver turns into mounts. */
-export const MOUNTED_RULE_KINDS: readonly RuleKind[] = ['forward', 'cow', 'ephemeral'];
-
+/** The uPC driver: on Linux, a session's namespaces built from its policy, and its desktop. */
 export {
   DriverError,
   enter,

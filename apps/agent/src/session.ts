@@ -37,8 +37,9 @@ import { type AgentHome, newSessionId, type SessionRecord, writeFileAtomic } fro
 
 export const DEFAULT_WORKSPACE = 'default';
 /**
- * Until the driver mounts each layer at its place (issue 5), the image is not mounted anywhere, so
- * an absolute symlink in it is kept as written, like any link the user makes (docs/decisions.md).
+ * Where restore checks absolute symlinks against. Each layer is mounted at its own path inside the
+ * session (or not at all, unisolated), never the image root as a whole, so an absolute symlink is
+ * kept as written and resolves in the session's namespace, like any link the user makes.
  */
 export const IMAGE_MOUNT_POINT = '/';
 

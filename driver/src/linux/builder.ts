@@ -184,8 +184,8 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
       else must({ op: 'bind', source: emptyFile, target: mask, readOnly: true });
     }
 
-    const started2 = await runHelper(helper, ['start', usernsPath, plan.hostname], 2);
-    const init = Number(started2.lines[0]);
+    const session = await runHelper(helper, ['start', usernsPath, plan.hostname], 2);
+    const init = Number(session.lines[0]);
     return { init, warnings, ms: Math.round((performance.now() - started) * 10) / 10 };
   } finally {
     closeSync(userns);
