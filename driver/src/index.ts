@@ -2,6 +2,7 @@
 export {
   DriverError,
   enter,
+  enterCommand,
   type EnterOptions,
   HOST_SECRETS,
   isolationAvailable,

@@ -131,13 +131,14 @@ describe('inside a session the user is root of the workspace, never of the PC', 
     expect((await run(x, 'ls -A /home; cat ~/mine.txt')).stdout).toBe('xia\nxia-only\n');
     expect((await run(y, 'ls -A /home; cat ~/secret.txt')).stdout).toBe('yan\nyan-secret\n');
     for (const admin of [false, true]) {
-      // By the path inside a session, by the other session's folder on the PC, by the agent's state.
+      // By the path inside a session, by the other session's folder on the PC, by the agents' state.
       const reach = await run(
         x,
         [
           'cat /home/yan/secret.txt',
           `cat ${join(y.home, 'session', 'workspace', 'home', 'secret.txt')}`,
           `ls ${y.home}`,
+          `ls -A ${x.home}`, // its own agent's state (the session folder in it included)
           'ls /opt/yan',
           'ls -A /run/upc',
         ]

@@ -107,8 +107,9 @@ export class Pc {
     public server: string,
   ) {}
 
-  static async create(name: string, server: string): Promise<Pc> {
-    return new Pc(await mkdtemp(join(tmpdir(), `upc-pc-${name}-`)), name, server);
+  /** A PC whose agent home is a new folder in `parent` (the temporary folder by default). */
+  static async create(name: string, server: string, parent = tmpdir()): Promise<Pc> {
+    return new Pc(await mkdtemp(join(parent, `upc-pc-${name}-`)), name, server);
   }
 
   get env(): Record<string, string> {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { Pc, runCommand, UPC, type UpcResult } from './agent.js';
@@ -79,9 +79,13 @@ export class SimulatedHost {
     );
   }
 
-  /** A PC of the test's on this host: `upc` started in this PC's mount namespace, isolated. */
+  /**
+   * A PC of the test's on this host: `upc` started in this PC's mount namespace, isolated. Its agent
+   * home is where agents keep theirs (in root's home, as the default ~/.upc is), not in /tmp,
+   * which sessions get empty: the driver must hide it from them.
+   */
   async pc(server: string): Promise<Pc> {
-    const pc = await Pc.create(this.name, server);
+    const pc = await Pc.create(this.name, server, homedir());
     pc.prefix = ['nsenter', '--target', String(this.pid), '--mount', '--'];
     pc.isolation = 'auto';
     this.pcs.push(pc);

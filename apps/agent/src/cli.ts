@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
-import { ApiError } from '@upc/protocol';
 import { commands } from './commands.js';
-import { AgentError, EXIT } from './exit-codes.js';
+import { AgentError, EXIT, exitCodeOf, messageOf } from './exit-codes.js';
 import { AGENT_VERSION } from './index.js';
 import { readSettings } from './settings.js';
 
@@ -50,28 +49,6 @@ async function main(argv: string[]): Promise<number> {
     (await command.run({ positionals: parsed.positionals, passthrough, values, settings: readSettings() })) ??
     EXIT.ok
   );
-}
-
-function exitCodeOf(error: unknown): number {
-  if (error instanceof AgentError) return error.exitCode;
-  if (error instanceof ApiError) {
-    if (error.status === 401 || error.status === 403) return EXIT.denied;
-    if ([502, 503, 504].includes(error.status)) return EXIT.unreachable;
-    return EXIT.failed;
-  }
-  if (error instanceof TypeError && error.message === 'fetch failed') return EXIT.unreachable;
-  return EXIT.failed;
-}
-
-function messageOf(error: unknown): string {
-  if (error instanceof TypeError && error.message === 'fetch failed') {
-    const cause = error.cause as (Error & { code?: string }) | undefined;
-    return `cannot reach the server (${cause?.code ?? cause?.message ?? 'no answer'}); check UPC_SERVER or --server`;
-  }
-  if (error instanceof ApiError && error.code === 'token_revoked') {
-    return `${error.message}: your sign-in has expired or was revoked; run upc login again`;
-  }
-  return error instanceof Error ? error.message : String(error);
 }
 
 main(process.argv.slice(2)).then(

@@ -7,6 +7,7 @@ import { describePolicy, openWorkspace, policyReport, readOverride } from './acc
 import { AgentError, EXIT } from './exit-codes.js';
 import { exportImage, importImage, runFile } from './image.js';
 import { history, restore } from './history.js';
+import { loginViaService, startService } from './service.js';
 import { formatBytes } from './progress.js';
 import {
   DEFAULT_WORKSPACE,
@@ -80,7 +81,8 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
         values['password-stdin'] === true
           ? await readStdinLine('password')
           : (settings.password ?? (await promptPassword()));
-      const report = await login(new AgentHome(settings.home), {
+      const home = new AgentHome(settings.home);
+      const options = {
         server,
         user,
         password,
@@ -88,8 +90,35 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
         takeOver: values['take-over'] === true,
         deviceName: settings.deviceName,
         quiet: values.json === true,
-      });
+      };
+      // The PC's service, when one runs for this home, logs in with everything already loaded.
+      const report = (await loginViaService(home, options)) ?? (await login(home, options));
       print(values, report, describeLogin(report, user, settings.deviceName));
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['service'],
+    usage: 'upc service',
+    summary: "this PC's resident agent: logins reach it with everything loaded and ready",
+    details: `
+Runs in the foreground until SIGTERM or Ctrl-C (a systemd unit runs it at boot; see
+apps/agent/README.md). It serves logins for this agent home on a socket only root can open: upc
+login uses it when it runs, and a login manager can call it directly. It keeps a session builder
+and a sync daemon started ahead of time, so a login does not wait for them. Sessions go on when it
+stops.
+`,
+    options: { help: COMMON.help },
+    async run({ positionals, settings }) {
+      noPositionals(positionals);
+      const home = new AgentHome(settings.home);
+      const service = await startService(home);
+      process.stdout.write(`upc service ${String(process.pid)} serving ${service.socket}\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      await service.close();
       return EXIT.ok;
     },
   },

@@ -325,12 +325,40 @@ async function sessionWritten(home: AgentHome): Promise<void> {
   throw new Error('no session was written: the login that started this daemon did not finish');
 }
 
+/**
+ * A spare, started by the resident service before anyone logs in, waits for the service to say a
+ * session is written (a line on its standard input); it ends if the service goes first.
+ */
+function begun(): Promise<void> {
+  return new Promise((resolve) => {
+    let said = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk: string) => {
+      said += chunk;
+      if (said.includes('\n')) {
+        process.stdin.pause();
+        resolve();
+      }
+    });
+    process.stdin.once('end', () => {
+      if (said.includes('\n')) return;
+      process.stderr.write(`upc daemon: spare ${String(process.pid)} ends: its service is gone\n`);
+      process.exit(0);
+    });
+  });
+}
+
 const [homeDir, ...flags] = process.argv.slice(2);
 if (!homeDir) {
-  process.stderr.write('usage: daemon.js UPC_HOME [--recover] [--await-session]\n');
+  process.stderr.write('usage: daemon.js UPC_HOME [--recover] [--await-session | --spare]\n');
   process.exit(2);
 }
-(flags.includes('--await-session') ? sessionWritten(new AgentHome(homeDir)) : Promise.resolve())
+const ready = flags.includes('--spare')
+  ? begun()
+  : flags.includes('--await-session')
+    ? sessionWritten(new AgentHome(homeDir))
+    : Promise.resolve();
+ready
   .then(() => main(homeDir, flags.includes('--recover')))
   .catch((error: unknown) => {
     process.stderr.write(

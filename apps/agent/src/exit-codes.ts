@@ -1,3 +1,5 @@
+import { ApiError } from '@upc/protocol';
+
 /** The agent's exit codes: a contract for scripts (documented in apps/agent/README.md). */
 export const EXIT = {
   ok: 0,
@@ -22,4 +24,28 @@ export class AgentError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The exit code a failure ends a command with. */
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof AgentError) return error.exitCode;
+  if (error instanceof ApiError) {
+    if (error.status === 401 || error.status === 403) return EXIT.denied;
+    if ([502, 503, 504].includes(error.status)) return EXIT.unreachable;
+    return EXIT.failed;
+  }
+  if (error instanceof TypeError && error.message === 'fetch failed') return EXIT.unreachable;
+  return EXIT.failed;
+}
+
+/** A failure as the person at the PC should read it. */
+export function messageOf(error: unknown): string {
+  if (error instanceof TypeError && error.message === 'fetch failed') {
+    const cause = error.cause as (Error & { code?: string }) | undefined;
+    return `cannot reach the server (${cause?.code ?? cause?.message ?? 'no answer'}); check UPC_SERVER or --server`;
+  }
+  if (error instanceof ApiError && error.code === 'token_revoked') {
+    return `${error.message}: your sign-in has expired or was revoked; run upc login again`;
+  }
+  return error instanceof Error ? error.message : String(error);
 }

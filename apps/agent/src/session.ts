@@ -17,7 +17,7 @@ import {
   PolicyError,
   policyDocument,
 } from '@upc/policy';
-import { prepareBuilder, type PreparedBuilder } from '@upc/driver';
+import { enterCommand, prepareBuilder, type PreparedBuilder } from '@upc/driver';
 import { ApiError, UpcClient } from '@upc/protocol';
 import { loadCache, saveCache } from './cache.js';
 import { AgentError, EXIT } from './exit-codes.js';
@@ -30,10 +30,17 @@ import {
   isolationWanted,
   openNamespace,
   OVERLAY_RESTORE_HOOKS,
+  sessionEnvironment,
 } from './namespace.js';
 import { fetchFromServer } from './objects.js';
 import { Progress } from './progress.js';
-import { type AgentHome, newSessionId, type SessionRecord, writeFileAtomic } from './state.js';
+import {
+  type AgentHome,
+  type NamespaceRecord,
+  newSessionId,
+  type SessionRecord,
+  writeFileAtomic,
+} from './state.js';
 
 export const DEFAULT_WORKSPACE = 'default';
 /**
@@ -67,6 +74,13 @@ export interface LoginReport {
   home: string;
   /** `namespace`: the session has its own namespaces (upc exec and upc shell run inside them). */
   isolation: 'namespace' | 'none';
+  /**
+   * Isolated: how a login manager starts the user's programs in the session without the agent,
+   * `file` with `args` and then the program's argv, in the environment `env`.
+   */
+  enter?: { file: string; args: string[]; env: Record<string, string> };
+  /** The login was made by this PC's resident service (`upc service`). */
+  via?: 'service';
   resumed: boolean;
   fetched: { objects: number; bytes: number; fileBytes: number };
   restored: { entries: number; bytes: number };
@@ -129,17 +143,30 @@ export function homeOf(session: SessionRecord): string {
  * sync daemon. A session of the same user and workspace already on this PC is resumed (a fresh
  * token, the daemon restarted if it had died) instead.
  */
-export async function login(home: AgentHome, options: LoginOptions): Promise<LoginReport> {
+export async function login(
+  home: AgentHome,
+  options: LoginOptions,
+  helpers: LoginHelpers = {},
+): Promise<LoginReport> {
   const started = performance.now();
   // Isolated, the session builder starts now: its process is ready by the time the layers are.
   const isolated = isolationWanted();
-  const builder = isolated && !(await home.readSession()) ? prepareBuilder() : undefined;
+  const builder = isolated && !(await home.readSession()) ? (helpers.builder ?? prepareBuilder)() : undefined;
   try {
-    return await loginWith(home, options, started, builder);
+    return await loginWith(home, options, started, builder, helpers.daemon);
   } catch (error) {
     builder?.cancel();
     throw error;
   }
+}
+
+/**
+ * Where a login gets the processes it starts. By default each is spawned by the login itself; the
+ * resident service (`upc service`) hands out ones it started ahead of time.
+ */
+export interface LoginHelpers {
+  builder?: () => PreparedBuilder;
+  daemon?: () => StartedDaemon;
 }
 
 async function loginWith(
@@ -147,22 +174,32 @@ async function loginWith(
   options: LoginOptions,
   started: number,
   builder: PreparedBuilder | undefined,
+  spareDaemon: (() => StartedDaemon) | undefined,
 ): Promise<LoginReport> {
   const client = new UpcClient({ baseUrl: options.server });
   await signIn(client, options);
   const existing = await home.readSession();
   if (existing) return resume(home, existing, client, options, started);
 
-  const device = await client.registerDevice({
-    machineId: home.machineId(),
-    name: options.deviceName,
-    os: `${platform()} ${release()}`,
-    agentVersion: AGENT_VERSION,
-  });
+  // Independent requests go together: each is a round trip the person at the PC waits for.
+  const [device, workspaces] = await Promise.all([
+    client.registerDevice({
+      machineId: home.machineId(),
+      name: options.deviceName,
+      os: `${platform()} ${release()}`,
+      agentVersion: AGENT_VERSION,
+    }),
+    client.listWorkspaces(),
+  ]);
   const workspace =
-    (await client.listWorkspaces()).find((w) => w.name === options.workspace) ??
+    workspaces.find((w) => w.name === options.workspace) ??
     (await client.createWorkspace({ name: options.workspace }));
   const policy = policyOfWorkspace(workspace.name, workspace.policy);
+  // HEAD as the workspace named it, read alongside the lease (a version never changes).
+  const headRead = workspace.headVersionId
+    ? client.getVersion(workspace.id, workspace.headVersionId)
+    : Promise.resolve(null);
+  headRead.catch(() => undefined); // awaited below once the lease is held
   let lease;
   try {
     lease = options.takeOver
@@ -182,16 +219,14 @@ async function loginWith(
   let namespace: SessionRecord['namespace'];
   let daemon: StartedDaemon | undefined;
   try {
-    const head = workspace.headVersionId
-      ? await client.getVersion(workspace.id, workspace.headVersionId)
-      : null;
+    const head = await headRead;
     const gathered = performance.now();
 
     // What a login cut short left behind (no session record was written) is not anyone's work.
     await home.wipeSession();
     await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
     // Started now, the daemon loads while the workspace is restored; it waits for session.json.
-    daemon = spawnDaemon(home, { early: true });
+    daemon = spareDaemon ? spareDaemon() : spawnDaemon(home, { early: true });
     const preferences = await home.readDevicePreferences();
     const cacheKey = preferences.keepCache ? (await client.deviceCacheKey(device.id)).key : undefined;
     if (cacheKey) await loadCache(home, device.ownerId, cacheKey);
@@ -252,6 +287,7 @@ async function loginWith(
       },
     };
     await home.writeSession(session);
+    daemon.begin();
     const mounted = performance.now();
 
     // Waited for: once login returns, every change is written through (the daemon is watching).
@@ -264,6 +300,7 @@ async function loginWith(
       path: session.path,
       home: namespace?.home ?? homeOf(session),
       isolation: namespace ? 'namespace' : 'none',
+      ...(namespace ? { enter: enterRecipe(namespace, session) } : {}),
       resumed: false,
       fetched,
       restored,
@@ -362,6 +399,14 @@ async function resume(
   };
 }
 
+/** The command that starts a program in the isolated session as its user (see `LoginReport`). */
+function enterRecipe(ns: NamespaceRecord, session: SessionRecord): NonNullable<LoginReport['enter']> {
+  return {
+    ...enterCommand(ns, { uid: ns.uid, gid: ns.gid, cwd: ns.home }),
+    env: sessionEnvironment(ns, false, session),
+  };
+}
+
 function ms(value: number): number {
   return Math.round(value * 10) / 10;
 }
@@ -445,6 +490,10 @@ function daemonEnvironment(): NodeJS.ProcessEnv {
 
 /** A daemon process started; `answer` waits until it serves its socket. */
 export interface StartedDaemon {
+  /** The session is written: a spare daemon starts on it now (an early one finds it alone). */
+  begin(): void;
+  /** Whether its process still runs. */
+  running(): boolean;
   answer(): Promise<DaemonStatus>;
   /** Ends it (a login that failed after starting it early). */
   kill(): void;
@@ -456,29 +505,40 @@ export interface StartedDaemon {
  */
 export function spawnDaemon(
   home: AgentHome,
-  options: { recover?: boolean; early?: boolean } = {},
+  options: { recover?: boolean; early?: boolean; spare?: boolean } = {},
 ): StartedDaemon {
-  const log = openSync(home.daemonLog, 'a', 0o600);
-  const flags = [...(options.recover ? ['--recover'] : []), ...(options.early ? ['--await-session'] : [])];
+  // A spare outlives sessions, so it cannot write to one's folder until it is given one.
+  const logFile = options.spare ? home.serviceLog : home.daemonLog;
+  const log = openSync(logFile, 'a', 0o600);
+  const flags = [
+    ...(options.recover ? ['--recover'] : []),
+    ...(options.early ? ['--await-session'] : []),
+    ...(options.spare ? ['--spare'] : []),
+  ];
   const child = spawn(process.execPath, [DAEMON, home.dir, ...flags], {
     detached: true,
-    stdio: ['ignore', log, log],
+    stdio: [options.spare ? 'pipe' : 'ignore', log, log],
     env: daemonEnvironment(),
   });
   closeSync(log);
+  child.stdin?.on('error', () => undefined); // a spare that died is found by answer()
   const started = { exited: false };
   child.once('exit', () => {
     started.exited = true;
   });
   child.unref();
   return {
+    begin: () => {
+      child.stdin?.end('begin\n');
+    },
+    running: () => !started.exited,
     kill: () => {
       child.kill('SIGKILL');
     },
     answer: async () => {
       for (let waited = 0; waited < 30_000; waited += 15) {
         if (started.exited) {
-          const tail = (await readFile(home.daemonLog, 'utf8').catch(() => '')).trim().split('\n').slice(-5);
+          const tail = (await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5);
           throw new AgentError(`the session daemon failed to start:\n${tail.join('\n')}`);
         }
         try {

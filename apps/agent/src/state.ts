@@ -57,11 +57,26 @@ export class AgentHome {
    * folder; Windows uses a named pipe.
    */
   get socketPath(): string {
+    return this.socketIn(this.sessionDir, 'daemon');
+  }
+
+  /** The resident service's socket (`upc service`), in the agent's home. */
+  get serviceSocket(): string {
+    return this.socketIn(this.dir, 'service');
+  }
+
+  /** The resident service's log, also the one of the spare daemons it keeps. */
+  get serviceLog(): string {
+    return join(this.dir, 'service.log');
+  }
+
+  /** A socket in `folder`, or in the temporary folder when the path is too long for one. */
+  private socketIn(folder: string, name: string): string {
     const id = createHash('sha256').update(this.dir).digest('hex').slice(0, 16);
-    if (process.platform === 'win32') return `\\\\.\\pipe\\upc-${id}`; // a named pipe
-    const local = join(this.sessionDir, 'daemon.sock');
+    if (process.platform === 'win32') return `\\\\.\\pipe\\upc-${name}-${id}`; // a named pipe
+    const local = join(folder, `${name}.sock`);
     if (Buffer.byteLength(local) < 100) return local;
-    return join(tmpdir(), `upc-${id}.sock`);
+    return join(tmpdir(), `upc-${name}-${id}.sock`);
   }
 
   /** This PC's stable machine id, made on first use. */

@@ -178,10 +178,18 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
     if (isDirectory('/dev/shm')) must({ op: 'tmpfs', target: '/dev/shm', mode: 0o1777 });
     if (isDirectory('/dev/mqueue')) must({ op: 'tmpfs', target: '/dev/mqueue', mode: 0o755, readOnly: true });
 
-    for (const mask of plan.masks.flatMap(expand)) {
-      if (isDirectory(mask))
-        must({ op: 'tmpfs', target: mask, mode: 0o755, readOnly: true, sizeBytes: 4096 });
-      else must({ op: 'bind', source: emptyFile, target: mask, readOnly: true });
+    // Files first: the empty file they show is in the registry's folder, itself hidden next. Then
+    // folders, outer ones first; what lies in a folder already hidden is gone with it (the
+    // session's own folder is inside the agent's home).
+    const masks = plan.masks.flatMap(expand);
+    for (const mask of masks.filter((m) => !isDirectory(m)))
+      must({ op: 'bind', source: emptyFile, target: mask, readOnly: true });
+    const hidden: string[] = [];
+    const depth = (path: string) => path.split('/').length;
+    for (const mask of masks.filter(isDirectory).sort((a, b) => depth(a) - depth(b))) {
+      if (hidden.some((folder) => isWithin(mask, folder))) continue;
+      must({ op: 'tmpfs', target: mask, mode: 0o755, readOnly: true, sizeBytes: 4096 });
+      hidden.push(mask);
     }
 
     const session = await runHelper(helper, ['start', usernsPath, plan.hostname], 2);

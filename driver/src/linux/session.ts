@@ -117,6 +117,8 @@ export function planSession(
  */
 export interface PreparedBuilder {
   readonly report: Promise<BuildReport>;
+  /** Whether its process is still waiting for a plan (a spare kept for long may have died). */
+  waiting(): boolean;
   send(plan: SessionPlan): void;
   cancel(): void;
 }
@@ -148,9 +150,12 @@ export function prepareBuilder(): PreparedBuilder {
     });
   });
   report.catch(() => undefined); // awaited by startSession; a cancelled one is nobody's concern
+  let sent = false;
   return {
     report,
+    waiting: () => !sent && child.exitCode === null && child.signalCode === null,
     send: (plan) => {
+      sent = true;
       child.stdin.end(JSON.stringify(plan));
     },
     cancel: () => {
@@ -224,22 +229,30 @@ export interface EnterOptions {
   detached?: boolean;
 }
 
+/**
+ * The command that runs a program inside the session (as `uid`:`gid`, ids inside): the native
+ * helper and its arguments, the program's argv to be appended. A resident caller (a login
+ * manager's session start) runs it without loading any of the agent.
+ */
+export function enterCommand(
+  session: NamespaceSession,
+  options: Pick<EnterOptions, 'uid' | 'gid' | 'cwd'>,
+): { file: string; args: string[] } {
+  return {
+    file: HELPER,
+    args: ['enter', String(session.init), String(options.uid), String(options.gid), options.cwd, '--'],
+  };
+}
+
 /** Runs a program inside the session (as `uid`:`gid`, ids inside); the caller waits for it. */
 export function enter(session: NamespaceSession, options: EnterOptions): ChildProcess {
   if (!isRunning(session)) throw new DriverError('the session is not running');
-  return spawn(
-    HELPER,
-    [
-      'enter',
-      String(session.init),
-      String(options.uid),
-      String(options.gid),
-      options.cwd,
-      '--',
-      ...options.argv,
-    ],
-    { stdio: options.stdio ?? 'inherit', env: options.env, detached: options.detached === true },
-  );
+  const command = enterCommand(session, options);
+  return spawn(command.file, [...command.args, ...options.argv], {
+    stdio: options.stdio ?? 'inherit',
+    env: options.env,
+    detached: options.detached === true,
+  });
 }
 
 /**

@@ -1,0 +1,211 @@
+import { appendFileSync, readFileSync } from 'node:fs';
+import { chmod, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { prepareBuilder, type PreparedBuilder } from '@upc/driver';
+import { AgentError, EXIT, exitCodeOf, messageOf } from './exit-codes.js';
+import { call, DaemonUnreachable, serve } from './ipc.js';
+import { isolationWanted } from './namespace.js';
+import {
+  DEFAULT_WORKSPACE,
+  login,
+  type LoginOptions,
+  type LoginReport,
+  spawnDaemon,
+  type StartedDaemon,
+} from './session.js';
+import type { AgentHome } from './state.js';
+
+/**
+ * The PC's resident agent (`upc service`, started at boot like a login manager's own services).
+ * A login that reaches it skips every start-up a `upc login` command pays for: Node and the
+ * agent's code are loaded, connections to the server are warm, and the two processes a session
+ * needs, its builder and its sync daemon, were started ahead of time and wait ("spares").
+ */
+
+/** After a login, the next spares start this much later: the session's first moments are the user's. */
+const REFILL_DELAY_MS = 1500;
+
+/** The host's mount table. A spare builder works on a copy of it taken when it started. */
+function hostMounts(): string {
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The processes kept ready for the next login. */
+class Spares {
+  private builder: { prepared: PreparedBuilder; mounts: string } | undefined;
+  private daemon: StartedDaemon | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly home: AgentHome,
+    private readonly isolated: boolean,
+  ) {}
+
+  fill(): void {
+    if (this.closed) return;
+    if (this.isolated && !this.builder?.prepared.waiting()) {
+      this.builder?.prepared.cancel();
+      const mounts = hostMounts(); // before it starts: a mount made meanwhile makes it stale
+      this.builder = { prepared: prepareBuilder(), mounts };
+    }
+    if (!this.daemon?.running()) this.daemon = spawnDaemon(this.home, { spare: true });
+  }
+
+  fillLater(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.fill();
+    }, REFILL_DELAY_MS);
+  }
+
+  /** The spare builder, or a fresh one when it died or the PC's mounts changed since it started. */
+  takeBuilder = (): PreparedBuilder => {
+    const spare = this.builder;
+    this.builder = undefined;
+    if (spare?.prepared.waiting() && spare.mounts === hostMounts()) return spare.prepared;
+    spare?.prepared.cancel();
+    return prepareBuilder();
+  };
+
+  takeDaemon = (): StartedDaemon => {
+    const spare = this.daemon;
+    this.daemon = undefined;
+    return spare?.running() ? spare : spawnDaemon(this.home, { early: true });
+  };
+
+  state(): { builder: boolean; daemon: boolean } {
+    return { builder: this.builder?.prepared.waiting() ?? false, daemon: this.daemon?.running() ?? false };
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.builder?.prepared.cancel();
+    this.daemon?.kill();
+  }
+}
+
+/** What a login request must carry; the rest has the CLI's defaults. */
+function loginOptions(body: Record<string, unknown>): LoginOptions {
+  const text = (name: string, fallback?: string): string => {
+    const value = body[name] ?? fallback;
+    if (typeof value !== 'string' || value === '')
+      throw new AgentError(`the login request needs "${name}" (a string)`, EXIT.usage);
+    return value;
+  };
+  if (body.takeOver !== undefined && typeof body.takeOver !== 'boolean')
+    throw new AgentError('"takeOver" must be true or false', EXIT.usage);
+  return {
+    server: text('server'),
+    user: text('user'),
+    password: text('password'),
+    workspace: text('workspace', DEFAULT_WORKSPACE),
+    takeOver: body.takeOver === true,
+    deviceName: text('deviceName'),
+    quiet: true,
+  };
+}
+
+export interface RunningService {
+  socket: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves logins for this agent home on its service socket (only root, the home's owner, can
+ * connect). One login runs at a time; the others wait their turn.
+ */
+export async function startService(home: AgentHome): Promise<RunningService> {
+  const log = (message: string) => {
+    appendFileSync(home.serviceLog, `${new Date().toISOString()} ${message}\n`, { mode: 0o600 });
+  };
+  try {
+    await call(home.serviceSocket, 'GET', '/status', undefined, 2000);
+    throw new AgentError(`a uPC service already serves ${home.dir} (${home.serviceSocket})`, EXIT.inUse);
+  } catch (error) {
+    if (!(error instanceof DaemonUnreachable)) throw error;
+  }
+  const spares = new Spares(home, isolationWanted());
+  let queue: Promise<unknown> = Promise.resolve();
+  let logins = 0;
+  const server: Server = await serve(home.serviceSocket, {
+    'GET /status': () =>
+      Promise.resolve({
+        status: 200,
+        body: {
+          pid: process.pid,
+          home: home.dir,
+          socket: home.serviceSocket,
+          logins,
+          spares: spares.state(),
+        },
+      }),
+    'POST /login': (body) => {
+      const turn = queue.then(async () => {
+        let options: LoginOptions;
+        try {
+          options = loginOptions(body);
+        } catch (error) {
+          return { status: 400, body: { error: messageOf(error), exit: exitCodeOf(error) } };
+        }
+        try {
+          const report = await login(home, options, {
+            builder: spares.takeBuilder,
+            daemon: spares.takeDaemon,
+          });
+          logins++;
+          log(`login ${options.user} → session ${report.session} in ${String(report.timings.totalMs)} ms`);
+          return { status: 200, body: { ...report, via: 'service' } satisfies LoginReport };
+        } catch (error) {
+          log(`login ${options.user} failed: ${messageOf(error)}`);
+          return { status: 422, body: { error: messageOf(error), exit: exitCodeOf(error) } };
+        } finally {
+          spares.fillLater();
+        }
+      });
+      queue = turn.catch(() => undefined);
+      return turn;
+    },
+  });
+  await chmod(home.serviceSocket, 0o600);
+  spares.fill();
+  log(`service ${String(process.pid)} serving ${home.serviceSocket}`);
+  return {
+    socket: home.serviceSocket,
+    close: async () => {
+      spares.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
+      await rm(home.serviceSocket, { force: true });
+      log(`service ${String(process.pid)} stopped`);
+    },
+  };
+}
+
+/**
+ * A login made by this PC's service, when one serves this agent home; `undefined` when none does
+ * (the command then logs in itself).
+ */
+export async function loginViaService(
+  home: AgentHome,
+  options: LoginOptions,
+): Promise<LoginReport | undefined> {
+  let answer;
+  try {
+    answer = await call(home.serviceSocket, 'POST', '/login', { ...options, quiet: undefined });
+  } catch (error) {
+    if (error instanceof DaemonUnreachable) return undefined;
+    throw error;
+  }
+  if (answer.status === 200) return answer.body as LoginReport;
+  const failure = answer.body as { error?: string; exit?: number };
+  throw new AgentError(failure.error ?? `the uPC service answered ${String(answer.status)}`, failure.exit);
+}

@@ -1,0 +1,198 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, isAlive, type Pc, runCommand, UPC } from '../support/agent.js';
+import { type SimulatedHost, simulatedHosts } from '../support/hosts.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+const host = simulatedHosts();
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(async () => {
+  await server.close();
+});
+
+interface Service {
+  child: ChildProcess;
+  socket: string;
+  output: () => string;
+}
+const services: Service[] = [];
+afterEach(() => {
+  for (const service of services.splice(0)) service.child.kill('SIGKILL');
+});
+
+/** `upc service` on the PC, as its boot would start it; resolves once it serves. */
+async function startService(pc: Pc): Promise<Service> {
+  const child = spawn(pc.prefix[0] ?? '', [...pc.prefix.slice(1), process.execPath, UPC, 'service'], {
+    env: { PATH: process.env.PATH ?? '', ...pc.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let said = '';
+  child.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (said += chunk.toString()));
+  const socket = join(pc.home, 'service.sock');
+  const service = { child, socket, output: () => said };
+  services.push(service);
+  await eventually(() => Promise.resolve(said.includes('serving') ? true : undefined));
+  return service;
+}
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** One request on the service's socket, as a login manager makes it. */
+function ask(socket: string, method: string, path: string, body?: unknown): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, method, path }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
+      });
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+interface Spares {
+  builder: boolean;
+  daemon: boolean;
+}
+const sparesReady = (socket: string) =>
+  eventually(async () => {
+    const status = await ask(socket, 'GET', '/status');
+    const spares = status.body.spares as Spares;
+    return spares.builder && spares.daemon ? status.body : undefined;
+  }, 15_000);
+
+/** The pids of the processes whose command line contains `marker` (the spares and sessions). */
+async function processesWith(marker: string): Promise<number[]> {
+  const result = await runCommand(['pgrep', '-f', marker], { PATH: process.env.PATH ?? '' });
+  return result.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => isAlive(pid));
+}
+
+async function sessionOf(pc: Pc): Promise<{ namespace: { init: number } }> {
+  return JSON.parse(await readFile(join(pc.home, 'session', 'session.json'), 'utf8')) as {
+    namespace: { init: number };
+  };
+}
+
+describe('the resident service (upc service)', () => {
+  it('logs in for upc login with spares it started ahead, and for a login manager on its socket', async () => {
+    await server.user('sid');
+    const pc: Pc = await (await host('s')).pc(server.url);
+    const service = await startService(pc);
+    await sparesReady(service.socket);
+
+    // A second service for the same home is refused.
+    const second = await pc.run(['service']);
+    expect(second.code).toBe(5);
+    expect(second.stderr).toContain('already serves');
+
+    // upc login goes through the service, which used its spares and starts new ones.
+    const login = await pc.login('sid');
+    expect(login.code, login.stderr).toBe(0);
+    const report = JSON.parse(login.stdout) as { via?: string; isolation: string };
+    expect(report).toMatchObject({ via: 'service', isolation: 'namespace' });
+    const inside = await pc.run(['exec', '--', 'sh', '-c', 'id -un; echo hello > ~/from-cli.txt']);
+    expect(inside.stdout, inside.stderr).toBe('sid\n');
+    await pc.ok(['sync']);
+    await pc.ok(['logout']);
+    const refilled = (await sparesReady(service.socket)) as { logins: number };
+    expect(refilled.logins).toBe(1);
+
+    // A login manager: the request on the socket, then the user's first program through `enter`.
+    const direct = await ask(service.socket, 'POST', '/login', {
+      server: server.url,
+      user: 'sid',
+      password: 'sid-password',
+      deviceName: pc.name,
+    });
+    expect(direct.status, JSON.stringify(direct.body)).toBe(200);
+    const enter = direct.body.enter as { file: string; args: string[]; env: Record<string, string> };
+    const shell = await runCommand(
+      [enter.file, ...enter.args, 'sh', '-c', 'id -un; cat ~/from-cli.txt; pwd'],
+      enter.env,
+    );
+    expect(shell.stdout, shell.stderr).toBe('sid\nhello\n/home/sid\n');
+    expect((await sessionOf(pc)).namespace.init).toBeGreaterThan(1);
+    await pc.ok(['logout']);
+  });
+
+  it('answers bad requests and wrong passwords with the exit code upc login would give', async () => {
+    await server.user('sue');
+    const pc = await (await host('t')).pc(server.url);
+    const service = await startService(pc);
+    const missing = await ask(service.socket, 'POST', '/login', { server: server.url, user: 'sue' });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toMatchObject({ exit: 2 });
+    expect(String(missing.body.error)).toContain('"password"');
+    const wrong = await pc.run(['login', '--user', 'sue', '--password-stdin'], 'not-her-password\n');
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toMatch(/upc: .*(credentials|password)/i);
+    expect(existsSync(join(pc.home, 'session', 'session.json'))).toBe(false);
+    const unknown = await ask(service.socket, 'POST', '/nothing');
+    expect(unknown.status).toBe(404);
+  });
+
+  it('gives a session the mounts the PC has at login, not those its spare builder started with', async () => {
+    await server.user('sal');
+    const h: SimulatedHost = await host('m');
+    const pc = await h.pc(server.url);
+    const service = await startService(pc);
+    await sparesReady(service.socket);
+    // Mounted on the PC after the spare builder copied its mount table.
+    const mounted = await h.exec([
+      'sh',
+      '-c',
+      'mkdir -p /mnt/late && mount -t tmpfs late /mnt/late && echo here > /mnt/late/mark',
+    ]);
+    expect(mounted.code, mounted.stderr).toBe(0);
+    expect((await pc.login('sal')).code).toBe(0);
+    const seen = await pc.run(['exec', '--', 'cat', '/mnt/late/mark']);
+    expect(seen.stdout, seen.stderr).toBe('here\n');
+    await pc.ok(['logout']);
+    await h.exec(['umount', '/mnt/late']);
+  });
+
+  it('ends its spares when it stops, and the session it started goes on', async () => {
+    await server.user('sam');
+    const pc = await (await host('u')).pc(server.url);
+    const service = await startService(pc);
+    await sparesReady(service.socket);
+    expect((await pc.login('sam')).code).toBe(0);
+    await sparesReady(service.socket);
+    // The login's daemon was a spare; the one waiting now is the next login's.
+    const daemon = await pc.daemonPid();
+    const spares = (await processesWith(`${pc.home} --spare`)).filter((pid) => pid !== daemon);
+    expect(spares.length).toBe(1);
+
+    service.child.kill('SIGTERM');
+    await new Promise((resolve) => service.child.once('exit', resolve));
+    expect(service.output()).not.toContain('Error');
+    expect(existsSync(service.socket)).toBe(false);
+    await eventually(() => Promise.resolve(spares.every((pid) => !isAlive(pid)) ? true : undefined));
+
+    // Without the service, the CLI logs in and out by itself; the session is still there.
+    const inside = await pc.run(['exec', '--', 'id', '-un']);
+    expect(inside.stdout, inside.stderr).toBe('sam\n');
+    const init = (await sessionOf(pc)).namespace.init;
+    expect(daemon !== undefined && isAlive(daemon)).toBe(true);
+    await pc.ok(['logout']);
+    expect(isAlive(init)).toBe(false);
+  });
+});
