@@ -559,7 +559,7 @@ async function sparesReady(socket, said = () => '') {
   for (;;) {
     checkAborted();
     const status = await ask(socket, 'GET', '/status').catch(() => undefined);
-    if (status?.body.spares?.builder === true && status.body.spares.daemon === true) return;
+    if (status?.body.spares?.builder === 'waiting' && status.body.spares.daemon === 'waiting') return;
     if (Date.now() > deadline) throw new Error(`upc service did not get ready: ${said()}`);
     await sleep(50);
   }
@@ -574,8 +574,7 @@ async function sparesReady(socket, said = () => '') {
  * @param {string[]} problems
  */
 async function serviceSession(pc, socket, problems) {
-  await sparesReady(socket);
-  await sleep(300); // the PC is idle when someone logs in
+  await sparesReady(socket); // the PC sat idle before someone logs in: its spares are loaded
   const started = performance.now();
   const login = await ask(socket, 'POST', '/login', {
     server: serverUrl,

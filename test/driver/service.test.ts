@@ -65,14 +65,14 @@ function ask(socket: string, method: string, path: string, body?: unknown): Prom
 }
 
 interface Spares {
-  builder: boolean;
-  daemon: boolean;
+  builder: string;
+  daemon: string;
 }
 const sparesReady = (socket: string) =>
   eventually(async () => {
     const status = await ask(socket, 'GET', '/status');
     const spares = status.body.spares as Spares;
-    return spares.builder && spares.daemon ? status.body : undefined;
+    return spares.builder === 'waiting' && spares.daemon === 'waiting' ? status.body : undefined;
   }, 15_000);
 
 /** The pids of the processes whose command line contains `marker` (the spares and sessions). */

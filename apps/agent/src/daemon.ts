@@ -330,6 +330,10 @@ async function sessionWritten(home: AgentHome): Promise<void> {
  * session is written (a line on its standard input); it ends if the service goes first.
  */
 function begun(): Promise<void> {
+  // Its code is loaded (the imports above): the service may count on it now. Nothing else is
+  // ever written to this pipe, and a service gone meanwhile is no error.
+  process.stdout.on('error', () => undefined);
+  process.stdout.write('ready\n');
   return new Promise((resolve) => {
     let said = '';
     process.stdin.setEncoding('utf8');

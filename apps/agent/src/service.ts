@@ -34,6 +34,12 @@ function hostMounts(): string {
   }
 }
 
+/** Whether a spare can still serve a login (loaded or not yet). */
+function usable(spare: { state(): string } | undefined): boolean {
+  const state = spare?.state();
+  return state === 'loading' || state === 'waiting';
+}
+
 /** The processes kept ready for the next login. */
 class Spares {
   private builder: { prepared: PreparedBuilder; mounts: string } | undefined;
@@ -48,12 +54,12 @@ class Spares {
 
   fill(): void {
     if (this.closed) return;
-    if (this.isolated && !this.builder?.prepared.waiting()) {
+    if (this.isolated && !usable(this.builder?.prepared)) {
       this.builder?.prepared.cancel();
       const mounts = hostMounts(); // before it starts: a mount made meanwhile makes it stale
       this.builder = { prepared: prepareBuilder(), mounts };
     }
-    if (!this.daemon?.running()) this.daemon = spawnDaemon(this.home, { spare: true });
+    if (!usable(this.daemon)) this.daemon = spawnDaemon(this.home, { spare: true });
   }
 
   fillLater(): void {
@@ -67,7 +73,7 @@ class Spares {
   takeBuilder = (): PreparedBuilder => {
     const spare = this.builder;
     this.builder = undefined;
-    if (spare?.prepared.waiting() && spare.mounts === hostMounts()) return spare.prepared;
+    if (usable(spare?.prepared) && spare?.mounts === hostMounts()) return spare.prepared;
     spare?.prepared.cancel();
     return prepareBuilder();
   };
@@ -75,11 +81,13 @@ class Spares {
   takeDaemon = (): StartedDaemon => {
     const spare = this.daemon;
     this.daemon = undefined;
-    return spare?.running() ? spare : spawnDaemon(this.home, { early: true });
+    return spare && usable(spare) ? spare : spawnDaemon(this.home, { early: true });
   };
 
-  state(): { builder: boolean; daemon: boolean } {
-    return { builder: this.builder?.prepared.waiting() ?? false, daemon: this.daemon?.running() ?? false };
+  /** Each spare's state: `loading`, `waiting` (ready for a login), or `none`. */
+  state(): { builder: string; daemon: string } {
+    const of = (spare: { state(): string } | undefined) => (spare && usable(spare) ? spare.state() : 'none');
+    return { builder: of(this.builder?.prepared), daemon: of(this.daemon) };
   }
 
   close(): void {

@@ -492,8 +492,10 @@ function daemonEnvironment(): NodeJS.ProcessEnv {
 export interface StartedDaemon {
   /** The session is written: a spare daemon starts on it now (an early one finds it alone). */
   begin(): void;
-  /** Whether its process still runs. */
-  running(): boolean;
+  /**
+   * `loading` its code, `waiting` for a session (a spare, loaded), `running`, or `ended`.
+   */
+  state(): 'loading' | 'waiting' | 'running' | 'ended';
   answer(): Promise<DaemonStatus>;
   /** Ends it (a login that failed after starting it early). */
   kill(): void;
@@ -517,21 +519,30 @@ export function spawnDaemon(
   ];
   const child = spawn(process.execPath, [DAEMON, home.dir, ...flags], {
     detached: true,
-    stdio: [options.spare ? 'pipe' : 'ignore', log, log],
+    stdio: options.spare ? ['pipe', 'pipe', log] : ['ignore', log, log],
     env: daemonEnvironment(),
   });
   closeSync(log);
   child.stdin?.on('error', () => undefined); // a spare that died is found by answer()
-  const started = { exited: false };
+  const started = { exited: false, loaded: false, begun: !options.spare };
   child.once('exit', () => {
     started.exited = true;
+  });
+  child.stdout?.once('data', () => {
+    started.loaded = true;
   });
   child.unref();
   return {
     begin: () => {
+      started.begun = true;
       child.stdin?.end('begin\n');
+      child.stdout?.destroy(); // the session's daemon now: its pipes must not hold the service
     },
-    running: () => !started.exited,
+    state: () => {
+      if (started.exited) return 'ended';
+      if (started.begun) return 'running';
+      return started.loaded ? 'waiting' : 'loading';
+    },
     kill: () => {
       child.kill('SIGKILL');
     },

@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type BuildReport, parsePlan, type SessionPlan } from './plan.js';
+import { type BuildReport, parsePlan, READY_LINE, type SessionPlan } from './plan.js';
 import { type Operation, perform, preload } from './privileged.js';
 
 class BuildError extends Error {}
@@ -204,6 +204,7 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
 
 async function main(): Promise<void> {
   preload(); // started ahead of time, it is ready when the plan comes
+  process.stdout.write(`${READY_LINE}\n`);
   let input = '';
   process.stdin.setEncoding('utf8');
   for await (const chunk of process.stdin) input += chunk as string;

@@ -78,6 +78,9 @@ export function parsePlan(value: unknown): SessionPlan {
   return value as unknown as SessionPlan;
 }
 
+/** The builder's first line: loaded, it waits for the plan on its standard input. */
+export const READY_LINE = 'ready';
+
 /** The builder's report, if `value` is one. */
 export function parseReport(value: unknown): BuildReport {
   if (

@@ -13,7 +13,7 @@ import {
   releaseIds,
   startTimeOf,
 } from './ids.js';
-import { type BuildReport, parseReport, type SessionPlan } from './plan.js';
+import { type BuildReport, parseReport, READY_LINE, type SessionPlan } from './plan.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The native helper, built by `npm ci` (scripts/build-helper.mjs). */
@@ -117,8 +117,11 @@ export function planSession(
  */
 export interface PreparedBuilder {
   readonly report: Promise<BuildReport>;
-  /** Whether its process is still waiting for a plan (a spare kept for long may have died). */
-  waiting(): boolean;
+  /**
+   * `loading` its code, `waiting` for a plan, `used` (sent one), or `ended` without one (a spare
+   * kept for long may have died).
+   */
+  state(): 'loading' | 'waiting' | 'used' | 'ended';
   send(plan: SessionPlan): void;
   cancel(): void;
 }
@@ -143,7 +146,7 @@ export function prepareBuilder(): PreparedBuilder {
         return;
       }
       try {
-        resolve(parseReport(JSON.parse(out)));
+        resolve(parseReport(JSON.parse(out.slice(out.indexOf('\n') + 1))));
       } catch {
         reject(new DriverError(`the session builder said something unexpected: ${out.slice(0, 200)}`));
       }
@@ -153,7 +156,11 @@ export function prepareBuilder(): PreparedBuilder {
   let sent = false;
   return {
     report,
-    waiting: () => !sent && child.exitCode === null && child.signalCode === null,
+    state: () => {
+      if (sent) return 'used';
+      if (child.exitCode !== null || child.signalCode !== null) return 'ended';
+      return out.startsWith(`${READY_LINE}\n`) ? 'waiting' : 'loading';
+    },
     send: (plan) => {
       sent = true;
       child.stdin.end(JSON.stringify(plan));
