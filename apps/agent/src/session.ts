@@ -255,17 +255,24 @@ async function loginWith(
     await mkdir(join(home.workspaceDir, 'home'), { recursive: true, mode: 0o700 });
     const materialized = performance.now();
 
-    const cache = head
-      ? await primeSnapshotCache(repo, head.rootTree, home.workspaceDir, {
-          chunker: head.chunker ?? DEFAULT_CHUNKER,
-          ...ownership,
-        })
-      : undefined;
-    if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()));
+    // The daemon's snapshot cache and the session's namespaces need nothing of each other.
+    const primed = (async () => {
+      const cache = head
+        ? await primeSnapshotCache(repo, head.rootTree, home.workspaceDir, {
+            chunker: head.chunker ?? DEFAULT_CHUNKER,
+            ...ownership,
+          })
+        : undefined;
+      if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()));
+    })();
+    const opened = builder
+      ? openNamespace(home, { path: home.workspaceDir }, policy, options.user, builder)
+      : Promise.resolve(undefined);
+    const [, built] = await Promise.allSettled([primed, opened]);
+    if (built.status === 'fulfilled') namespace = built.value;
+    await primed; // a failure of either fails the login; a namespace built is closed below
+    namespace = await opened;
     repo.close();
-    if (builder) {
-      namespace = await openNamespace(home, { path: home.workspaceDir }, policy, options.user, builder);
-    }
     const session: SessionRecord = {
       v: 1,
       id: newSessionId(),
