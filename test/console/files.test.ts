@@ -119,10 +119,10 @@ describe("the console's file browser, diff and restore", () => {
     ]);
     await screenshot(page, 'files-diff');
 
-    // Restore the first draft: back to the first version, the file's Restore, a dialog.
+    // Restore the first draft: back to the first version, in the folder last open there (the
+    // address keeps it), the file's Restore, a dialog.
     await page.goBack();
-    await page.waitForURL(`**/workspaces/${id}/versions/${first.id}`);
-    await files.getByRole('button', { name: 'Folder docs' }).click();
+    await page.waitForURL(`**/workspaces/${id}/versions/${first.id}?path=home/docs`);
     await files.getByRole('button', { name: 'Restore report.txt' }).click();
     const dialog = page.getByRole('dialog', { name: 'Restore home/docs/report.txt?' });
     await dialog.waitFor();
@@ -204,5 +204,57 @@ describe("the console's file browser, diff and restore", () => {
     expect(await headText(pia.client, id)).toBe(FIRST);
     expect((await pia.client.getWorkspace(id)).headVersionId).not.toBe(first.id);
     await page.context().close();
+  }, 120_000);
+
+  it('keeps the open folder in the address: a reload, Back and Forward and a shared link show it', async () => {
+    const quinn = await server.user('quinn');
+    const a = await pc('pc-quinn');
+    expect((await a.login('quinn')).code).toBe(0);
+    const { id, first } = await twoDrafts(a, quinn.client, quinn.id);
+    await a.ok(['logout']);
+    const version = `${server.url}/workspaces/${id}/versions/${first.id}`;
+
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
+    await page.goto(version);
+    const folder = page.getByRole('navigation', { name: 'Folder' });
+    const here = () => folder.locator('[aria-current="location"]').textContent();
+    const files = page.getByRole('table', { name: 'Files' });
+    await files.getByRole('button', { name: 'Folder docs' }).click();
+    await page.waitForURL(`${version}?path=home/docs`);
+    await files.getByRole('cell', { name: 'report.txt', exact: true }).waitFor();
+
+    // A reload opens the same folder.
+    await page.reload();
+    await files.getByRole('cell', { name: 'report.txt', exact: true }).waitFor();
+    expect(await here()).toBe('docs');
+    await screenshot(page, 'files-folder-in-url');
+
+    // Up to the image root, then Back and Forward through the folders opened.
+    await folder.getByRole('button', { name: 'Image root' }).click();
+    await page.waitForURL(`${version}?path=`);
+    await files.getByRole('button', { name: 'Folder home' }).waitFor();
+    expect(await here()).toBe('Image root');
+    await page.goBack();
+    await page.waitForURL(`${version}?path=home/docs`);
+    await files.getByRole('cell', { name: 'report.txt', exact: true }).waitFor();
+    await page.goBack();
+    await page.waitForURL(version);
+    await files.getByRole('button', { name: 'Folder docs' }).waitFor();
+    expect(await here()).toBe('home');
+    await page.goForward();
+    await files.getByRole('cell', { name: 'report.txt', exact: true }).waitFor();
+    expect(await here()).toBe('docs');
+    await page.context().close();
+
+    // The address works as a link for someone else too (here, the owner in a tab of her own).
+    const shared = await openPage(browser());
+    await signIn(shared, server.url, 'quinn', 'quinn-password', 'My workspaces');
+    await shared.goto(`${version}?path=home/docs`);
+    await shared
+      .getByRole('table', { name: 'Files' })
+      .getByRole('cell', { name: 'report.txt', exact: true })
+      .waitFor();
+    await shared.context().close();
   }, 120_000);
 });

@@ -57,6 +57,20 @@ export function useAsync<T>(load: () => Promise<T>, deps: DependencyList, refres
   return { ...state, reload };
 }
 
+/** `value`, once it has stayed the same for `ms` (a search box's text, so that typing sends one request). */
+export function useDebounced<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      setSettled(value);
+    }, ms);
+    return () => {
+      clearTimeout(timer);
+    };
+  }, [value, ms]);
+  return settled;
+}
+
 let now = Date.now();
 const clockListeners = new Set<() => void>();
 let clock: ReturnType<typeof setInterval> | undefined;

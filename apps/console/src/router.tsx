@@ -20,8 +20,13 @@ function currentPath(): string {
   return path === '' ? '/' : path;
 }
 
+/** The path and query string, as `navigate` takes them. */
+function currentLocation(): string {
+  return currentPath() + window.location.search;
+}
+
 export function navigate(to: string, options: { replace?: boolean } = {}): void {
-  if (to === currentPath()) return;
+  if (to === currentLocation()) return;
   if (options.replace) window.history.replaceState(null, '', to);
   else window.history.pushState(null, '', to);
   for (const listener of listeners) listener();
@@ -30,6 +35,23 @@ export function navigate(to: string, options: { replace?: boolean } = {}): void 
 /** The current path, without a trailing slash ("/" for the root). */
 export function usePath(): string {
   return useSyncExternalStore(subscribe, currentPath);
+}
+
+const currentSearch = () => window.location.search;
+
+/** A parameter of the query string (`?path=home/docs`), or null when it is absent. */
+export function useQueryParam(name: string): string | null {
+  return new URLSearchParams(useSyncExternalStore(subscribe, currentSearch)).get(name);
+}
+
+/** The current path with the query parameter `name` set to `value` (or removed, for null). */
+export function withQueryParam(name: string, value: string | null): string {
+  const params = new URLSearchParams(window.location.search);
+  if (value === null) params.delete(name);
+  else params.set(name, value);
+  // A slash needs no escaping in a query string: ?path=home/docs reads better than home%2Fdocs.
+  const query = params.toString().replace(/%2F/gi, '/');
+  return currentPath() + (query === '' ? '' : `?${query}`);
 }
 
 type LinkProps = Omit<AnchorHTMLAttributes<HTMLAnchorElement>, 'href'> & { to: string };

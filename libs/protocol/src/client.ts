@@ -23,6 +23,12 @@ export interface ClientOptions {
 
 type Query = Record<string, string | number | undefined>;
 
+/** One page of a list, and how many items match on every page together (X-Total-Count). */
+export interface ListPage<T> {
+  items: T[];
+  total: number;
+}
+
 /** A typed client for /api/v1. Every answer is validated against the protocol's schemas. */
 export class UpcClient {
   private readonly base: string;
@@ -47,7 +53,9 @@ export class UpcClient {
   me = () => this.json('GET', '/auth/me', S.User);
 
   createUser = (body: S.CreateUserRequest) => this.json('POST', '/users', S.User, body);
-  listUsers = () => this.json('GET', '/users', z.array(S.User));
+  listUsers = (query: S.UserListQuery = {}) => this.json('GET', '/users' + qs(query), z.array(S.User));
+  /** A page of users (`limit`, `offset`, `search`), with how many match in all. */
+  listUsersPage = (query: S.UserListQuery & { limit: number }) => this.page('/users', S.User, query);
   updateUser = (id: string, body: S.UpdateUserRequest) => this.json('PATCH', `/users/${id}`, S.User, body);
   resetPassword = (id: string, password: string) => this.empty('POST', `/users/${id}/password`, { password });
   deleteUser = (id: string) => this.empty('DELETE', `/users/${id}`);
@@ -55,7 +63,10 @@ export class UpcClient {
   registerDevice = (body: S.RegisterDeviceRequest) => this.json('POST', '/devices', S.Device, body);
   heartbeat = (id: string, body: S.HeartbeatRequest = {}) =>
     this.json('POST', `/devices/${id}/heartbeat`, S.Device, body);
-  listDevices = (query: Query = {}) => this.json('GET', '/devices' + qs(query), z.array(S.Device));
+  listDevices = (query: S.DeviceListQuery = {}) =>
+    this.json('GET', '/devices' + qs(query), z.array(S.Device));
+  /** A page of PCs (`limit`, `offset`, `search`, `ownerId`), with how many match in all. */
+  listDevicesPage = (query: S.DeviceListQuery & { limit: number }) => this.page('/devices', S.Device, query);
   /** The device's local-cache key, created on the first call; only its owner gets it. */
   deviceCacheKey = (deviceId: string) => this.json('POST', `/devices/${deviceId}/cache-key`, S.CacheKey);
   revokeDeviceCacheKey = (deviceId: string) => this.empty('DELETE', `/devices/${deviceId}/cache-key`);
@@ -64,7 +75,11 @@ export class UpcClient {
   stats = () => this.json('GET', '/stats', S.Stats);
 
   createWorkspace = (body: S.CreateWorkspaceRequest) => this.json('POST', '/workspaces', S.Workspace, body);
-  listWorkspaces = (query: Query = {}) => this.json('GET', '/workspaces' + qs(query), z.array(S.Workspace));
+  listWorkspaces = (query: S.WorkspaceListQuery = {}) =>
+    this.json('GET', '/workspaces' + qs(query), z.array(S.Workspace));
+  /** A page of workspaces (`limit`, `offset`, `search`, `ownerId`), with how many match in all. */
+  listWorkspacesPage = (query: S.WorkspaceListQuery & { limit: number }) =>
+    this.page('/workspaces', S.Workspace, query);
   getWorkspace = (id: string) => this.json('GET', `/workspaces/${id}`, S.Workspace);
   setPolicy = (id: string, policy: Record<string, unknown> | null) =>
     this.json('PUT', `/workspaces/${id}/policy`, S.Workspace, { policy });
@@ -186,6 +201,20 @@ export class UpcClient {
   ): Promise<z.infer<T>> {
     const res = await this.send(method, path, body, {}, options.allowStatus);
     return schema.parse(await res.json());
+  }
+
+  private async page<T extends z.ZodType>(
+    path: string,
+    schema: T,
+    query: Query,
+  ): Promise<ListPage<z.infer<T>>> {
+    const res = await this.send('GET', path + qs(query), undefined);
+    const items = z.array(schema).parse(await res.json());
+    const total = Number(res.headers.get(S.TOTAL_COUNT_HEADER) ?? Number.NaN);
+    if (!Number.isSafeInteger(total) || total < 0) {
+      throw new Error(`the server's answer to GET ${path} has no valid ${S.TOTAL_COUNT_HEADER} header`);
+    }
+    return { items, total };
   }
 
   private async empty(method: string, path: string, body?: unknown): Promise<void> {

@@ -201,8 +201,23 @@ export const VersionListQuery = z.object({
   before: Timestamp.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
-export const WorkspaceListQuery = z.object({ ownerId: Id.optional() });
-export const DeviceListQuery = z.object({ ownerId: Id.optional() });
+/**
+ * Paging of a list that is otherwise answered whole: with `limit` (or `offset`), the answer is that
+ * slice of the list, in its usual order, and its X-Total-Count header says how many match in all.
+ */
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  offset: z.coerce.number().int().min(0).max(1_000_000).optional(),
+});
+/** Matches names containing the text, ignoring case. */
+const Search = z.string().trim().max(64).optional();
+export const UserListQuery = PageQuery.extend({ search: Search });
+/** `search`: the workspace's name or its owner's username. */
+export const WorkspaceListQuery = PageQuery.extend({ ownerId: Id.optional(), search: Search });
+/** `search`: the PC's name, its OS or its owner's username. */
+export const DeviceListQuery = PageQuery.extend({ ownerId: Id.optional(), search: Search });
+/** The response header of a paged list: how many items match, on every page together. */
+export const TOTAL_COUNT_HEADER = 'x-total-count';
 
 /**
  * What a device's agent reports with its heartbeat (all optional: an older agent sends nothing):
@@ -270,6 +285,11 @@ export type Lease = z.infer<typeof Lease>;
 export type LeaseHolder = z.infer<typeof LeaseHolder>;
 export type AuditEvent = z.infer<typeof AuditEvent>;
 export type AuditQuery = z.input<typeof AuditQuery>;
+/** What a client sends to page a list (the schemas coerce the query string's text to numbers). */
+export type PageParams = { limit?: number; offset?: number };
+export type UserListQuery = PageParams & { search?: string };
+export type WorkspaceListQuery = PageParams & { ownerId?: string; search?: string };
+export type DeviceListQuery = PageParams & { ownerId?: string; search?: string };
 
 /**
  * A path inside an image, relative to its root: '' is the root, 'home/docs' a folder in it. Segments

@@ -1,5 +1,6 @@
 import type { ReactNode } from 'react';
 import { errorMessage } from '../api.js';
+import type { Async } from '../hooks.js';
 
 /** A list still loading. */
 export function Loading({ what }: { what: string }) {
@@ -23,6 +24,30 @@ export function ErrorState({ what, error, retry }: { what: string; error: unknow
         </button>
       )}
     </div>
+  );
+}
+
+/** What shows while there is no answer yet: that `what` is loading, or why it could not be loaded. */
+export function Pending({ state, what }: { state: Async<unknown>; what: string }) {
+  return state.error !== undefined ? (
+    <ErrorState what={what} error={state.error} retry={state.reload} />
+  ) : (
+    <Loading what={what} />
+  );
+}
+
+/** What an action came to, as a page says it: an error is an alert, success a status. */
+export interface Outcome {
+  text: string;
+  error: boolean;
+}
+
+export function OutcomeNotice({ outcome }: { outcome: Outcome | undefined }) {
+  if (outcome === undefined) return null;
+  return (
+    <p className={outcome.error ? 'form-error' : 'notice'} role={outcome.error ? 'alert' : 'status'}>
+      {outcome.text}
+    </p>
   );
 }
 

@@ -1,8 +1,9 @@
 import type { AuditEvent } from '@upc/protocol';
 import { useState } from 'react';
 import { api } from '../api.js';
+import { type Choice, SelectField, TextField } from '../components/fields.js';
 import { CursorPager, useCursorPages } from '../components/list.js';
-import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
+import { Empty, ErrorState, Pending, TableScroll } from '../components/states.js';
 import { DateTime } from '../components/time.js';
 import { useAsync } from '../hooks.js';
 import { Link } from '../router.js';
@@ -12,7 +13,7 @@ const PAGE_SIZE = 50;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** What the server records; the filter matches the start of an action, so "lease." picks every lease event. */
-const ACTIONS: { value: string; label: string }[] = [
+const ACTIONS: Choice[] = [
   { value: 'auth.', label: 'Sign-in and sign-out (all)' },
   { value: 'auth.login', label: 'auth.login' },
   { value: 'auth.login_failed', label: 'auth.login_failed' },
@@ -107,11 +108,21 @@ export function Audit() {
     setFilters((f) => ({ ...f, [key]: value }));
     cursorPages.reset();
   };
-  const users = [...(names.data?.users ?? new Map<string, string>())].sort((a, b) =>
-    a[1].localeCompare(b[1]),
-  );
-  const workspaces = [...(names.data?.workspaces ?? new Map<string, string>())].sort((a, b) =>
-    a[1].localeCompare(b[1]),
+  const byLabel = (a: Choice, b: Choice) => a.label.localeCompare(b.label);
+  const users = [...(names.data?.users ?? [])].map(([value, label]) => ({ value, label })).sort(byLabel);
+  const workspaces = [...(names.data?.workspaces ?? [])]
+    .map(([value, name]) => ({ value, label: `${name} (${value.slice(0, 8)})` }))
+    .sort(byLabel);
+  const choose = (key: 'actorId' | 'workspaceId' | 'action', label: string, choices: Choice[]) => (
+    <SelectField
+      id={`audit-${key}`}
+      label={label}
+      value={filters[key]}
+      onChange={(value) => {
+        set(key, value);
+      }}
+      choices={choices}
+    />
   );
 
   return (
@@ -138,84 +149,29 @@ export function Audit() {
             e.preventDefault();
           }}
         >
-          <div className="field">
-            <label htmlFor="audit-user">User</label>
-            <select
-              id="audit-user"
-              value={filters.actorId}
-              onChange={(e) => {
-                set('actorId', e.target.value);
-              }}
-            >
-              <option value="">Any user</option>
-              {users.map(([id, name]) => (
-                <option key={id} value={id}>
-                  {name}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div className="field">
-            <label htmlFor="audit-workspace">Workspace</label>
-            <select
-              id="audit-workspace"
-              value={filters.workspaceId}
-              onChange={(e) => {
-                set('workspaceId', e.target.value);
-              }}
-            >
-              <option value="">Any workspace</option>
-              {workspaces.map(([id, name]) => (
-                <option key={id} value={id}>
-                  {name} ({id.slice(0, 8)})
-                </option>
-              ))}
-            </select>
-          </div>
-          <div className="field">
-            <label htmlFor="audit-action">Action</label>
-            <select
-              id="audit-action"
-              value={filters.action}
-              onChange={(e) => {
-                set('action', e.target.value);
-              }}
-            >
-              <option value="">Any action</option>
-              {ACTIONS.map((a) => (
-                <option key={a.value} value={a.value}>
-                  {a.label}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div className="field">
-            <label htmlFor="audit-since">From</label>
-            <input
-              id="audit-since"
-              type="datetime-local"
-              value={filters.since}
-              onChange={(e) => {
-                set('since', e.target.value);
-              }}
-            />
-          </div>
-          <div className="field">
-            <label htmlFor="audit-until">To</label>
-            <input
-              id="audit-until"
-              type="datetime-local"
-              value={filters.until}
-              aria-invalid={badRange ? true : undefined}
-              aria-describedby="audit-until-hint"
-              onChange={(e) => {
-                set('until', e.target.value);
-              }}
-            />
-            <p id="audit-until-hint" className={badRange ? 'field-error' : 'hint'}>
-              {badRange ? '“To” is before “From”: nothing can match.' : 'Times are in your time zone.'}
-            </p>
-          </div>
+          {choose('actorId', 'User', [{ value: '', label: 'Any user' }, ...users])}
+          {choose('workspaceId', 'Workspace', [{ value: '', label: 'Any workspace' }, ...workspaces])}
+          {choose('action', 'Action', [{ value: '', label: 'Any action' }, ...ACTIONS])}
+          <TextField
+            id="audit-since"
+            label="From"
+            type="datetime-local"
+            value={filters.since}
+            onChange={(value) => {
+              set('since', value);
+            }}
+          />
+          <TextField
+            id="audit-until"
+            label="To"
+            type="datetime-local"
+            value={filters.until}
+            onChange={(value) => {
+              set('until', value);
+            }}
+            hint="Times are in your time zone."
+            error={badRange ? '“To” is before “From”: nothing can match.' : undefined}
+          />
         </form>
         {names.error !== undefined && (
           <ErrorState
@@ -229,11 +185,7 @@ export function Audit() {
       <section aria-labelledby="audit-heading" className="section">
         <h2 id="audit-heading">Events, newest first</h2>
         {events.data === undefined ? (
-          events.error !== undefined ? (
-            <ErrorState what="the audit log" error={events.error} retry={events.reload} />
-          ) : (
-            <Loading what="the audit log" />
-          )
+          <Pending state={events} what="the audit log" />
         ) : shown.length === 0 ? (
           <Empty>
             {pageNumber > 1

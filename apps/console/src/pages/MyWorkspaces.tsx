@@ -1,17 +1,23 @@
 import type { User } from '@upc/protocol';
 import { api } from '../api.js';
+import { ServerListPager, useServerList } from '../components/list.js';
 import { LiveIndicator, SessionsTable } from '../components/sessions.js';
-import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
+import { Empty, Pending, TableScroll } from '../components/states.js';
 import { RelativeTime, WorkspaceSize } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
-import { useAsync } from '../hooks.js';
 import { Link } from '../router.js';
 import { PageHeading } from './PageHeading.js';
 
+const PAGE_SIZE = 20;
+
 /** What a user who is not an admin sees: their own workspaces and their own live sessions. */
 export function MyWorkspaces({ me, live }: { me: User; live: LiveSessions }) {
-  const workspaces = useAsync(() => api.listWorkspaces({ ownerId: me.id }), [me.id]);
-  const list = workspaces.data;
+  // Paged like the admin's lists (by the server, which gives a user only their own), with no search box.
+  const workspaces = useServerList(
+    (query) => api.listWorkspacesPage({ ...query, ownerId: me.id }),
+    PAGE_SIZE,
+  );
+  const list = workspaces.state.data?.items;
   const mine = live.sessions?.filter((s) => s.user.id === me.id);
   return (
     <>
@@ -21,46 +27,52 @@ export function MyWorkspaces({ me, live }: { me: User; live: LiveSessions }) {
           Workspaces
         </h2>
         {list === undefined ? (
-          workspaces.error !== undefined ? (
-            <ErrorState what="your workspaces" error={workspaces.error} retry={workspaces.reload} />
-          ) : (
-            <Loading what="your workspaces" />
-          )
+          <Pending state={workspaces.state} what="your workspaces" />
         ) : list.length === 0 ? (
           <Empty>You have no workspaces yet. One is made the first time you sign in on a uPC PC.</Empty>
         ) : (
-          <TableScroll label="My workspaces (scrollable)">
-            <table aria-label="My workspaces" className="data-table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col" className="num">
-                    Size
-                  </th>
-                  <th scope="col">Last activity</th>
-                  <th scope="col">Created</th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.map((w) => (
-                  <tr key={w.id}>
-                    <td>
-                      <Link to={`/workspaces/${w.id}`}>{w.name}</Link>
-                    </td>
-                    <td className="num">
-                      <WorkspaceSize stored={w.storedBytes} quota={w.quotaBytes} />
-                    </td>
-                    <td>
-                      <RelativeTime iso={w.updatedAt} />
-                    </td>
-                    <td>
-                      <RelativeTime iso={w.createdAt} />
-                    </td>
+          <>
+            <TableScroll label="My workspaces (scrollable)">
+              <table aria-label="My workspaces" className="data-table">
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col" className="num">
+                      Size
+                    </th>
+                    <th scope="col">Last activity</th>
+                    <th scope="col">Created</th>
                   </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableScroll>
+                </thead>
+                <tbody>
+                  {list.map((w) => (
+                    <tr key={w.id}>
+                      <td>
+                        <Link to={`/workspaces/${w.id}`}>{w.name}</Link>
+                      </td>
+                      <td className="num">
+                        <WorkspaceSize stored={w.storedBytes} quota={w.quotaBytes} />
+                      </td>
+                      <td>
+                        <RelativeTime iso={w.updatedAt} />
+                      </td>
+                      <td>
+                        <RelativeTime iso={w.createdAt} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableScroll>
+            {workspaces.pages > 1 && (
+              <ServerListPager
+                label="Pages of your workspaces"
+                list={workspaces}
+                one="workspace"
+                many="workspaces"
+              />
+            )}
+          </>
         )}
       </section>
 

@@ -1,7 +1,7 @@
 import { api } from '../api.js';
 import { ActivityChart, StorageChart } from '../components/charts.js';
 import { LiveIndicator, SessionsTable } from '../components/sessions.js';
-import { ErrorState, Loading } from '../components/states.js';
+import { Pending } from '../components/states.js';
 import { Bytes } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
 import { formatNumber } from '../format.js';
@@ -31,11 +31,7 @@ export function Overview({ live }: { live: LiveSessions }) {
       <section aria-labelledby="totals-heading" className="section">
         <h2 id="totals-heading">Totals</h2>
         {s === undefined ? (
-          stats.error !== undefined ? (
-            <ErrorState what="the totals" error={stats.error} retry={stats.reload} />
-          ) : (
-            <Loading what="totals" />
-          )
+          <Pending state={stats} what="the totals" />
         ) : (
           <dl className="cards">
             <div className="card stat">
@@ -63,11 +59,7 @@ export function Overview({ live }: { live: LiveSessions }) {
       <section aria-labelledby="charts-heading" className="section">
         <h2 id="charts-heading">Activity</h2>
         {s === undefined ? (
-          stats.error !== undefined ? (
-            <ErrorState what="the charts" error={stats.error} retry={stats.reload} />
-          ) : (
-            <Loading what="charts" />
-          )
+          <Pending state={stats} what="the charts" />
         ) : (
           <div className="charts">
             <div className="card">

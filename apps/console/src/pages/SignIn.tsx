@@ -1,6 +1,7 @@
 import type { User } from '@upc/protocol';
 import { useState, type SubmitEvent } from 'react';
 import { api, errorMessage, saveToken } from '../api.js';
+import { TextField } from '../components/fields.js';
 
 export function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (user: User) => void }) {
   const [username, setUsername] = useState('');
@@ -45,36 +46,28 @@ export function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u
             {error}
           </p>
         )}
-        <div className="field">
-          <label htmlFor="sign-in-username">Username</label>
-          <input
-            id="sign-in-username"
-            name="username"
-            autoComplete="username"
-            autoCapitalize="none"
-            spellCheck={false}
-            required
-            autoFocus
-            value={username}
-            onChange={(e) => {
-              setUsername(e.target.value);
-            }}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor="sign-in-password">Password</label>
-          <input
-            id="sign-in-password"
-            name="password"
-            type="password"
-            autoComplete="current-password"
-            required
-            value={password}
-            onChange={(e) => {
-              setPassword(e.target.value);
-            }}
-          />
-        </div>
+        <TextField
+          id="sign-in-username"
+          label="Username"
+          name="username"
+          autoComplete="username"
+          autoCapitalize="none"
+          spellCheck={false}
+          required
+          autoFocus
+          value={username}
+          onChange={setUsername}
+        />
+        <TextField
+          id="sign-in-password"
+          label="Password"
+          name="password"
+          type="password"
+          autoComplete="current-password"
+          required
+          value={password}
+          onChange={setPassword}
+        />
         <button
           type="submit"
           className="primary"

@@ -2,14 +2,19 @@ import { Password, Username, type User } from '@upc/protocol';
 import { useId, useState, type SubmitEvent } from 'react';
 import { api, errorMessage } from '../api.js';
 import { Dialog, DialogButtons } from '../components/dialog.js';
-import { ListPager, ListSection } from '../components/list.js';
-import { ErrorState, Loading, TableScroll } from '../components/states.js';
+import { SelectField, TextField } from '../components/fields.js';
+import { ServerListSection, useServerList } from '../components/list.js';
+import { type Outcome, OutcomeNotice, Pending, TableScroll } from '../components/states.js';
 import { Bytes, RelativeTime } from '../components/time.js';
 import { formatNumber } from '../format.js';
 import { useAsync } from '../hooks.js';
 import { PageHeading } from './PageHeading.js';
 
 const PAGE_SIZE = 20;
+const ROLES = [
+  { value: 'user', label: 'User' },
+  { value: 'admin', label: 'Admin' },
+];
 
 type Action = { kind: 'reset'; user: User } | { kind: 'delete'; user: User };
 
@@ -20,19 +25,11 @@ function problem(schema: typeof Username, value: string): string | undefined {
 }
 
 export function Users({ me }: { me: User }) {
-  const users = useAsync(() => api.listUsers(), []);
-  const [query, setQuery] = useState('');
-  const [page, setPage] = useState(1);
+  const list = useServerList((query) => api.listUsersPage(query), PAGE_SIZE);
   const [action, setAction] = useState<Action | undefined>(undefined);
-  const [message, setMessage] = useState<{ text: string; error: boolean } | undefined>(undefined);
+  const [message, setMessage] = useState<Outcome | undefined>(undefined);
   const [busyId, setBusyId] = useState<string | undefined>(undefined);
-
-  const all = users.data ?? [];
-  const needle = query.trim().toLowerCase();
-  const matching = needle ? all.filter((u) => u.username.includes(needle)) : all;
-  const pages = Math.max(1, Math.ceil(matching.length / PAGE_SIZE));
-  const current = Math.min(page, pages);
-  const shown = matching.slice((current - 1) * PAGE_SIZE, current * PAGE_SIZE);
+  const reload = list.state.reload;
 
   const toggle = async (user: User) => {
     setBusyId(user.id);
@@ -40,7 +37,7 @@ export function Users({ me }: { me: User }) {
     try {
       await api.updateUser(user.id, { disabled: !user.disabled });
       setMessage({ text: `${user.disabled ? 'Enabled' : 'Disabled'} ${user.username}.`, error: false });
-      users.reload();
+      reload();
     } catch (e) {
       setMessage({
         text: `Could not ${user.disabled ? 'enable' : 'disable'} ${user.username}: ${errorMessage(e)}`,
@@ -58,37 +55,19 @@ export function Users({ me }: { me: User }) {
       <CreateUser
         onCreated={(user) => {
           setMessage({ text: `Created user ${user.username}.`, error: false });
-          users.reload();
+          reload();
         }}
       />
 
-      <ListSection
+      <ServerListSection
         id="users"
         title="All users"
-        search={{
-          label: 'Search users',
-          value: query,
-          onChange: (value) => {
-            setQuery(value);
-            setPage(1);
-          },
-        }}
-        notice={
-          message && (
-            <p className={message.error ? 'form-error' : 'notice'} role={message.error ? 'alert' : 'status'}>
-              {message.text}
-            </p>
-          )
-        }
-        state={users}
+        list={list}
         what="users"
-        empty={
-          matching.length === 0
-            ? all.length === 0
-              ? 'There are no users yet.'
-              : `No user’s name contains “${query.trim()}”.`
-            : null
-        }
+        one="user"
+        none="There are no users yet."
+        noMatch="user’s name"
+        notice={<OutcomeNotice outcome={message} />}
       >
         <TableScroll label="Users (scrollable)">
           <table aria-label="Users" className="data-table">
@@ -104,7 +83,7 @@ export function Users({ me }: { me: User }) {
               </tr>
             </thead>
             <tbody>
-              {shown.map((user) => (
+              {(list.state.data?.items ?? []).map((user) => (
                 <tr key={user.id}>
                   <td>{user.username}</td>
                   <td>{user.role === 'admin' ? 'Admin' : 'User'}</td>
@@ -155,11 +134,7 @@ export function Users({ me }: { me: User }) {
             </tbody>
           </table>
         </TableScroll>
-        <ListPager label="Pages of users" current={current} pages={pages} onPage={setPage}>
-          Page {current} of {pages} · {formatNumber(matching.length)}{' '}
-          {matching.length === 1 ? 'user' : 'users'}
-        </ListPager>
-      </ListSection>
+      </ServerListSection>
 
       {action?.kind === 'reset' && (
         <ResetPassword
@@ -177,7 +152,7 @@ export function Users({ me }: { me: User }) {
             setAction(undefined);
             if (done) {
               setMessage({ text: `Deleted ${action.user.username} and their workspaces.`, error: false });
-              users.reload();
+              reload();
             }
           }}
         />
@@ -224,58 +199,38 @@ function CreateUser({ onCreated }: { onCreated: (user: User) => void }) {
             {errors.form}
           </p>
         )}
-        <div className="field">
-          <label htmlFor="new-username">New username</label>
-          <input
-            id="new-username"
-            autoComplete="off"
-            autoCapitalize="none"
-            spellCheck={false}
-            required
-            value={username}
-            aria-invalid={errors.username ? true : undefined}
-            aria-describedby="new-username-hint"
-            onChange={(e) => {
-              setUsername(e.target.value);
-            }}
-          />
-          <p id="new-username-hint" className={errors.username ? 'field-error' : 'hint'}>
-            {errors.username
-              ? `Username ${errors.username}.`
-              : '2–32 characters: a–z first, then a–z, 0–9, . _ -'}
-          </p>
-        </div>
-        <div className="field">
-          <label htmlFor="new-password">New password</label>
-          <input
-            id="new-password"
-            type="password"
-            autoComplete="new-password"
-            required
-            value={password}
-            aria-invalid={errors.password ? true : undefined}
-            aria-describedby="new-password-hint"
-            onChange={(e) => {
-              setPassword(e.target.value);
-            }}
-          />
-          <p id="new-password-hint" className={errors.password ? 'field-error' : 'hint'}>
-            {errors.password ? `Password ${errors.password}.` : 'At least 8 characters.'}
-          </p>
-        </div>
-        <div className="field">
-          <label htmlFor="new-role">Role</label>
-          <select
-            id="new-role"
-            value={role}
-            onChange={(e) => {
-              setRole(e.target.value === 'admin' ? 'admin' : 'user');
-            }}
-          >
-            <option value="user">User</option>
-            <option value="admin">Admin</option>
-          </select>
-        </div>
+        <TextField
+          id="new-username"
+          label="New username"
+          autoComplete="off"
+          autoCapitalize="none"
+          spellCheck={false}
+          required
+          value={username}
+          onChange={setUsername}
+          hint="2–32 characters: a–z first, then a–z, 0–9, . _ -"
+          error={errors.username && `Username ${errors.username}.`}
+        />
+        <TextField
+          id="new-password"
+          label="New password"
+          type="password"
+          autoComplete="new-password"
+          required
+          value={password}
+          onChange={setPassword}
+          hint="At least 8 characters."
+          error={errors.password && `Password ${errors.password}.`}
+        />
+        <SelectField
+          id="new-role"
+          label="Role"
+          value={role}
+          onChange={(value) => {
+            setRole(value === 'admin' ? 'admin' : 'user');
+          }}
+          choices={ROLES}
+        />
         <div className="form-grid__submit">
           <button type="submit" className="primary" disabled={busy}>
             Create user
@@ -322,25 +277,18 @@ function ResetPassword({ user, onClose }: { user: User; onClose: (done: boolean)
           {user.username} signs in with the new password from now on. Tokens they already hold keep working
           until they sign out or the tokens expire.
         </p>
-        <div className="field">
-          <label htmlFor={`${id}-password`}>New password for {user.username}</label>
-          <input
-            id={`${id}-password`}
-            type="password"
-            autoComplete="new-password"
-            autoFocus
-            required
-            value={password}
-            aria-invalid={error ? true : undefined}
-            aria-describedby={`${id}-hint`}
-            onChange={(e) => {
-              setPassword(e.target.value);
-            }}
-          />
-          <p id={`${id}-hint`} className={error ? 'field-error' : 'hint'} role={error ? 'alert' : undefined}>
-            {error ?? 'At least 8 characters.'}
-          </p>
-        </div>
+        <TextField
+          id={`${id}-password`}
+          label={`New password for ${user.username}`}
+          type="password"
+          autoComplete="new-password"
+          autoFocus
+          required
+          value={password}
+          onChange={setPassword}
+          hint="At least 8 characters."
+          error={error}
+        />
         <DialogButtons
           onCancel={() => {
             onClose(false);
@@ -388,15 +336,7 @@ function DeleteUser({ user, onClose }: { user: User; onClose: (done: boolean) =>
     >
       <form onSubmit={(e) => void submit(e)} noValidate>
         {list === undefined ? (
-          workspaces.error !== undefined ? (
-            <ErrorState
-              what={`${user.username}’s workspaces`}
-              error={workspaces.error}
-              retry={workspaces.reload}
-            />
-          ) : (
-            <Loading what={`${user.username}’s workspaces`} />
-          )
+          <Pending state={workspaces} what={`${user.username}’s workspaces`} />
         ) : (
           <div id={`${id}-what`} className="warning">
             {list.length === 0 ? (

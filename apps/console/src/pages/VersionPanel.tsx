@@ -4,11 +4,14 @@ import { api, errorMessage } from '../api.js';
 import { Dialog, DialogButtons } from '../components/dialog.js';
 import { ListPager } from '../components/list.js';
 import { pageOf } from '../components/pager.js';
-import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
+import { Empty, Pending, TableScroll } from '../components/states.js';
 import { Bytes, DateTime } from '../components/time.js';
 import { formatBytes, formatDateTime } from '../format.js';
 import { useAsync } from '../hooks.js';
-import { Link } from '../router.js';
+import { Link, navigate, useQueryParam, withQueryParam } from '../router.js';
+
+/** The query parameter that holds the folder open in the file browser. */
+const FOLDER_PARAM = 'path';
 
 /** Rows of a folder or of a diff shown at once; longer lists are paged in the browser. */
 const ROWS = 100;
@@ -71,10 +74,8 @@ export function VersionPanel({
       {v === undefined ? (
         version.error instanceof ApiError && version.error.status === 404 ? (
           <p role="alert">This workspace has no such version.</p>
-        ) : version.error !== undefined ? (
-          <ErrorState what="the version" error={version.error} retry={version.reload} />
         ) : (
-          <Loading what="the version" />
+          <Pending state={version} what="the version" />
         )
       ) : (
         <>
@@ -167,9 +168,15 @@ function Files({
   versionId: string;
   onRestore: (path: string) => void;
 }) {
-  // undefined: not chosen yet, the version's `home` layer when it has one, else the image root.
-  const [path, setPath] = useState<string | undefined>(undefined);
-  const [page, setPage] = useState(1);
+  // The open folder is in the address (?path=home/docs), so that a reload, a bookmark or Back keeps it.
+  // Absent: not chosen yet, the version's `home` layer when it has one, else the image root ('').
+  const path = useQueryParam(FOLDER_PARAM) ?? undefined;
+  // The page of the folder chosen, for that folder: another folder starts at page 1.
+  const [chosen, setChosen] = useState({ path, page: 1 });
+  const page = chosen.path === path ? chosen.page : 1;
+  const setPage = (to: number) => {
+    setChosen({ path, page: to });
+  };
   const [problem, setProblem] = useState<string | undefined>(undefined);
   const listing = useAsync(async () => {
     if (path !== undefined) return api.listTree(workspaceId, versionId, path);
@@ -182,8 +189,7 @@ function Files({
   const segments = current === '' ? [] : current.split('/');
   const open = (to: string) => {
     setProblem(undefined);
-    setPage(1);
-    setPath(to);
+    navigate(withQueryParam(FOLDER_PARAM, to));
   };
   const stale =
     listing.loading && listing.data !== undefined && path !== undefined && listing.data.path !== path;
@@ -243,14 +249,9 @@ function Files({
           {problem}
         </p>
       )}
-      {listing.data === undefined || stale ? (
-        listing.error !== undefined ? (
-          <ErrorState what="the folder" error={listing.error} retry={listing.reload} />
-        ) : (
-          <Loading what="the folder" />
-        )
-      ) : listing.error !== undefined ? (
-        <ErrorState what="the folder" error={listing.error} retry={listing.reload} />
+      {listing.data === undefined || stale || listing.error !== undefined ? (
+        // A folder that failed to load shows why, not the folder open before it.
+        <Pending state={listing} what="the folder" />
       ) : shown.length === 0 ? (
         <Empty>This folder is empty in this version.</Empty>
       ) : (
@@ -355,11 +356,7 @@ function Changes({ workspaceId, version }: { workspaceId: string; version: Versi
     <section aria-labelledby="changes-heading" className="section">
       <h3 id="changes-heading">Changes against the previous version</h3>
       {diff.data === undefined ? (
-        diff.error !== undefined ? (
-          <ErrorState what="the changes" error={diff.error} retry={diff.reload} />
-        ) : (
-          <Loading what="the changes" />
-        )
+        <Pending state={diff} what="the changes" />
       ) : (
         <>
           {diff.data.parentId === null && (

@@ -3,7 +3,14 @@ import { useState } from 'react';
 import { api, errorMessage } from '../api.js';
 import { Dialog, DialogButtons } from '../components/dialog.js';
 import { CursorPager, useCursorPages } from '../components/list.js';
-import { Empty, ErrorState, Loading, TableScroll } from '../components/states.js';
+import {
+  Empty,
+  ErrorState,
+  type Outcome,
+  OutcomeNotice,
+  Pending,
+  TableScroll,
+} from '../components/states.js';
 import { Bytes, DateTime, RelativeTime, WorkspaceSize } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
 import { formatByteChange, formatNumber } from '../format.js';
@@ -67,11 +74,7 @@ export function Workspace({
     return (
       <>
         <PageHeading title="Workspace" />
-        {workspace.error !== undefined ? (
-          <ErrorState what="the workspace" error={workspace.error} retry={workspace.reload} />
-        ) : (
-          <Loading what="the workspace" />
-        )}
+        <Pending state={workspace} what="the workspace" />
       </>
     );
   }
@@ -166,7 +169,7 @@ function LeaseBox({
 }) {
   const lease = useAsync(() => api.getLease(workspaceId), [workspaceId, sessionKey], 15_000);
   const [confirming, setConfirming] = useState<{ lease: Lease; pc: string } | undefined>(undefined);
-  const [message, setMessage] = useState<{ text: string; error: boolean } | undefined>(undefined);
+  const [message, setMessage] = useState<Outcome | undefined>(undefined);
   const now = useNow();
 
   const held = lease.data ?? undefined;
@@ -176,18 +179,10 @@ function LeaseBox({
   return (
     <section aria-labelledby="lease-heading" className="section">
       <h2 id="lease-heading">Lease</h2>
-      {message && (
-        <p className={message.error ? 'form-error' : 'notice'} role={message.error ? 'alert' : 'status'}>
-          {message.text}
-        </p>
-      )}
+      <OutcomeNotice outcome={message} />
       <div className="card lease" data-testid="lease">
         {lease.data === undefined ? (
-          lease.error !== undefined ? (
-            <ErrorState what="the lease" error={lease.error} retry={lease.reload} />
-          ) : (
-            <Loading what="the lease" />
-          )
+          <Pending state={lease} what="the lease" />
         ) : held === undefined || pc === undefined ? (
           <p className="lease__free">
             <strong>Nobody holds the lease.</strong> The workspace is not in use on any PC.
@@ -351,11 +346,7 @@ function Timeline({
         )}
       </div>
       {versions.data === undefined ? (
-        versions.error !== undefined ? (
-          <ErrorState what="the versions" error={versions.error} retry={versions.reload} />
-        ) : (
-          <Loading what="versions" />
-        )
+        <Pending state={versions} what="the versions" />
       ) : shown.length === 0 ? (
         <Empty>
           {pageNumber === 1 ? 'No versions yet: no PC has saved this workspace.' : 'No older versions.'}

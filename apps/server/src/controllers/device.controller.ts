@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import {
   CacheKey,
@@ -8,10 +8,12 @@ import {
   Id,
   RegisterDeviceRequest,
 } from '@upc/protocol';
+import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { Actor } from '../actor.js';
 import { CurrentActor } from '../middleware/auth.guard.js';
 import { Docs } from '../middleware/openapi.js';
+import { sendPage } from '../middleware/paging.js';
 import { ZodPipe } from '../middleware/zod.pipe.js';
 import { DeviceService } from '../services/device.service.js';
 
@@ -43,12 +45,13 @@ export class DeviceController {
   }
 
   @Get()
-  @Docs({ query: DeviceListQuery, response: z.array(Device) })
-  list(
+  @Docs({ query: DeviceListQuery, response: z.array(Device), paged: true })
+  async list(
     @CurrentActor() actor: Actor,
     @Query(new ZodPipe(DeviceListQuery)) query: z.infer<typeof DeviceListQuery>,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ) {
-    return this.devices.list(actor, query.ownerId);
+    return sendPage(reply, await this.devices.list(actor, query));
   }
 
   /** The key of the device's encrypted local cache, for its owner only. POST and no-store: never cached. */

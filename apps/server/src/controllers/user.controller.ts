@@ -1,14 +1,21 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { CreateUserRequest, Id, ResetPasswordRequest, UpdateUserRequest, User } from '@upc/protocol';
+import {
+  CreateUserRequest,
+  Id,
+  ResetPasswordRequest,
+  UpdateUserRequest,
+  User,
+  UserListQuery,
+} from '@upc/protocol';
+import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { Actor } from '../actor.js';
 import { AdminOnly, CurrentActor } from '../middleware/auth.guard.js';
 import { Docs } from '../middleware/openapi.js';
+import { sendPage } from '../middleware/paging.js';
 import { ZodPipe } from '../middleware/zod.pipe.js';
 import { UserService } from '../services/user.service.js';
-
-const UserQuery = z.object({ search: z.string().max(64).optional() });
 
 @ApiTags('users')
 @ApiBearerAuth()
@@ -27,9 +34,12 @@ export class UserController {
   }
 
   @Get()
-  @Docs({ query: UserQuery, response: z.array(User) })
-  list(@Query(new ZodPipe(UserQuery)) query: z.infer<typeof UserQuery>) {
-    return this.users.list(query.search);
+  @Docs({ query: UserListQuery, response: z.array(User), paged: true })
+  async list(
+    @Query(new ZodPipe(UserListQuery)) query: z.infer<typeof UserListQuery>,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
+    return sendPage(reply, await this.users.list(query));
   }
 
   @Patch(':id')

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import {
   CreateWorkspaceRequest,
@@ -8,10 +8,12 @@ import {
   Workspace,
   WorkspaceListQuery,
 } from '@upc/protocol';
+import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { Actor } from '../actor.js';
 import { AdminOnly, CurrentActor } from '../middleware/auth.guard.js';
 import { Docs } from '../middleware/openapi.js';
+import { sendPage } from '../middleware/paging.js';
 import { ZodPipe } from '../middleware/zod.pipe.js';
 import { WorkspaceService } from '../services/workspace.service.js';
 
@@ -31,12 +33,13 @@ export class WorkspaceController {
   }
 
   @Get()
-  @Docs({ query: WorkspaceListQuery, response: z.array(Workspace) })
-  list(
+  @Docs({ query: WorkspaceListQuery, response: z.array(Workspace), paged: true })
+  async list(
     @CurrentActor() actor: Actor,
     @Query(new ZodPipe(WorkspaceListQuery)) query: z.infer<typeof WorkspaceListQuery>,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ) {
-    return this.workspaces.list(actor, query.ownerId);
+    return sendPage(reply, await this.workspaces.list(actor, query));
   }
 
   @Get(':id')

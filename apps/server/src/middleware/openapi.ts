@@ -14,6 +14,8 @@ export function Docs(options: {
   bodyRequired?: boolean;
   response?: z.ZodType;
   query?: z.ZodObject;
+  /** The answer is a list that `limit` and `offset` page, with the total in X-Total-Count. */
+  paged?: boolean;
 }) {
   const decorators: MethodDecorator[] = [];
   if (options.body) {
@@ -21,7 +23,23 @@ export function Docs(options: {
       ApiBody({ schema: toOpenApi(options.body, 'input'), required: options.bodyRequired ?? true }),
     );
   }
-  if (options.response) decorators.push(ApiOkResponse({ schema: toOpenApi(options.response, 'output') }));
+  if (options.response) {
+    decorators.push(
+      ApiOkResponse({
+        schema: toOpenApi(options.response, 'output'),
+        ...(options.paged
+          ? {
+              headers: {
+                'X-Total-Count': {
+                  description: 'with `limit` or `offset`: how many items match, on every page together',
+                  schema: { type: 'integer', minimum: 0 },
+                },
+              },
+            }
+          : {}),
+      }),
+    );
+  }
   for (const [name, field] of Object.entries(options.query?.shape ?? {})) {
     decorators.push(ApiQuery({ name, required: false, schema: toOpenApi(field as z.ZodType, 'input') }));
   }

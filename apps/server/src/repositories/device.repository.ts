@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Device } from '../generated/prisma/client.js';
 import { DATABASE } from './tokens.js';
 import type { Database } from './database.js';
+import { type OwnedFilter, ownedWhere, type Slice } from './slice.js';
 
 export type DeviceRow = Device;
 
@@ -57,8 +58,21 @@ export class DeviceRepository {
     });
   }
 
-  list(ownerId?: string): Promise<DeviceRow[]> {
-    return this.db.device.findMany({ where: { ownerId }, orderBy: [{ name: 'asc' }, { createdAt: 'asc' }] });
+  /**
+   * Devices by name (then age and id, so that pages are stable), of one owner if given, whose name,
+   * OS or owner's username contains `search`; `page` takes a slice of them.
+   */
+  list(filter: OwnedFilter = {}, page: Slice = {}): Promise<DeviceRow[]> {
+    return this.db.device.findMany({
+      where: ownedWhere(filter, ['name', 'os']),
+      orderBy: [{ name: 'asc' }, { createdAt: 'asc' }, { id: 'asc' }],
+      skip: page.offset,
+      take: page.limit,
+    });
+  }
+
+  count(filter: OwnedFilter = {}): Promise<number> {
+    return this.db.device.count({ where: ownedWhere(filter, ['name', 'os']) });
   }
 
   async findCacheKey(deviceId: string): Promise<string | undefined> {

@@ -1,9 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { User } from '../generated/prisma/client.js';
+import type { Prisma, User } from '../generated/prisma/client.js';
+import { literal, type Slice } from './slice.js';
 import { DATABASE } from './tokens.js';
 import type { Database } from './database.js';
 
 export type UserRow = User;
+
+/** Usernames are lower case, so a search is too. */
+const userFilter = (search?: string): Prisma.UserWhereInput =>
+  search ? { username: { contains: literal(search.toLowerCase()) } } : {};
 
 @Injectable()
 export class UserRepository {
@@ -12,11 +17,18 @@ export class UserRepository {
   findById = (id: string) => this.db.user.findUnique({ where: { id } });
   findByUsername = (username: string) => this.db.user.findUnique({ where: { username } });
 
-  list(search?: string): Promise<UserRow[]> {
+  /** Users whose name contains `search`, by name; `page` takes a slice of them. */
+  list(search?: string, page: Slice = {}): Promise<UserRow[]> {
     return this.db.user.findMany({
-      where: search ? { username: { contains: search.toLowerCase() } } : {},
+      where: userFilter(search),
       orderBy: { username: 'asc' },
+      skip: page.offset,
+      take: page.limit,
     });
+  }
+
+  count(search?: string): Promise<number> {
+    return this.db.user.count({ where: userFilter(search) });
   }
 
   create(data: {

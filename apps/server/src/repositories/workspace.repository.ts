@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Prisma, Workspace } from '../generated/prisma/client.js';
 import { DATABASE } from './tokens.js';
 import type { Database, Transaction } from './database.js';
+import { type OwnedFilter, ownedWhere, type Slice } from './slice.js';
 
 export type WorkspaceRow = Workspace;
 
@@ -19,11 +20,21 @@ export class WorkspaceRepository {
 
   findById = (id: string) => this.db.workspace.findUnique({ where: { id } });
 
-  list(ownerId?: string): Promise<WorkspaceRow[]> {
+  /**
+   * Workspaces by name (then age and id, so that pages are stable), of one owner if given, whose name
+   * or owner's username contains `search`; `page` takes a slice of them.
+   */
+  list(filter: OwnedFilter = {}, page: Slice = {}): Promise<WorkspaceRow[]> {
     return this.db.workspace.findMany({
-      where: { ownerId },
-      orderBy: [{ name: 'asc' }, { createdAt: 'asc' }],
+      where: ownedWhere(filter, ['name']),
+      orderBy: [{ name: 'asc' }, { createdAt: 'asc' }, { id: 'asc' }],
+      skip: page.offset,
+      take: page.limit,
     });
+  }
+
+  count(filter: OwnedFilter = {}): Promise<number> {
+    return this.db.workspace.count({ where: ownedWhere(filter, ['name']) });
   }
 
   create(data: { id: string; ownerId: string; name: string; policy: Prisma.InputJsonValue | null }) {

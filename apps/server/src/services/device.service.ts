@@ -4,8 +4,10 @@ import type { CacheKey, Device, HeartbeatRequest, RegisterDeviceRequest } from '
 import { type Actor, isAdmin } from '../actor.js';
 import { notFound } from '../errors.js';
 import { DeviceRepository, type DeviceRow } from '../repositories/device.repository.js';
+import type { OwnedFilter, Slice } from '../repositories/slice.js';
 import { AuditService } from './audit.service.js';
 import { toDevice } from './dto.js';
+import { listOwned, type Paged } from './paging.js';
 
 const CACHE_KEY_BYTES = 32;
 
@@ -42,9 +44,12 @@ export class DeviceService {
     return toDevice(await this.devices.heartbeat(id, reports ? request : undefined));
   }
 
-  async list(actor: Actor, ownerId?: string): Promise<Device[]> {
-    if (!isAdmin(actor) && ownerId !== undefined && ownerId !== actor.id) return [];
-    return (await this.devices.list(isAdmin(actor) ? ownerId : actor.id)).map(toDevice);
+  /**
+   * PCs by name: an admin's of anyone (or of `ownerId`), a user's of their own only; `search` matches
+   * the name, the OS or the owner's username, `limit` and `offset` take a page (with the total).
+   */
+  list(actor: Actor, query: OwnedFilter & Slice = {}): Promise<Paged<Device>> {
+    return listOwned(actor, query, this.devices, (rows) => rows.map(toDevice));
   }
 
   /**

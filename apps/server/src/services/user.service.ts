@@ -3,10 +3,12 @@ import { Injectable } from '@nestjs/common';
 import type { CreateUserRequest, UpdateUserRequest, User } from '@upc/protocol';
 import type { Actor } from '../actor.js';
 import { ApiException, notFound } from '../errors.js';
+import type { Slice } from '../repositories/slice.js';
 import { TokenRepository } from '../repositories/token.repository.js';
 import { UserRepository, type UserRow } from '../repositories/user.repository.js';
 import { AuditService } from './audit.service.js';
 import { toUser } from './dto.js';
+import { listPage, type Paged } from './paging.js';
 import { hashPassword } from './secrets.js';
 import { WorkspaceService } from './workspace.service.js';
 
@@ -45,8 +47,15 @@ export class UserService {
     return toUser(row);
   }
 
-  async list(search?: string): Promise<User[]> {
-    return (await this.users.list(search)).map(toUser);
+  /** Users by name; `search` matches the username, `limit` and `offset` take a page (with the total). */
+  async list(query: Slice & { search?: string | undefined } = {}): Promise<Paged<User>> {
+    const { search, ...slice } = query;
+    const { rows, total } = await listPage(
+      slice,
+      (page) => this.users.list(search || undefined, page),
+      () => this.users.count(search || undefined),
+    );
+    return { items: rows.map(toUser), total };
   }
 
   async update(actor: Actor, id: string, request: UpdateUserRequest): Promise<User> {

@@ -7,9 +7,11 @@ import type { Prisma } from '../generated/prisma/client.js';
 import { OBJECT_STORE } from '../repositories/tokens.js';
 import { UserRepository } from '../repositories/user.repository.js';
 import { WorkspaceRepository, type WorkspaceRow } from '../repositories/workspace.repository.js';
+import type { OwnedFilter, Slice } from '../repositories/slice.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { AuditService } from './audit.service.js';
 import { toWorkspace } from './dto.js';
+import { listOwned, type Paged } from './paging.js';
 import { workspacePrefix } from './storage-keys.js';
 
 const DELETE_BATCH = 1000;
@@ -69,12 +71,15 @@ export class WorkspaceService {
     return toWorkspace(row, 0);
   }
 
-  async list(actor: Actor, ownerId?: string): Promise<Workspace[]> {
-    const filter = isAdmin(actor) ? ownerId : actor.id;
-    if (!isAdmin(actor) && ownerId !== undefined && ownerId !== actor.id) return [];
-    const rows = await this.workspaces.list(filter);
-    const bytes = await this.workspaces.storedBytes(rows.map((row) => row.id));
-    return rows.map((row) => toWorkspace(row, bytes.get(row.id) ?? 0));
+  /**
+   * Workspaces by name: an admin's of anyone (or of `ownerId`), a user's of their own only; `search`
+   * matches the name or the owner's username, `limit` and `offset` take a page (with the total).
+   */
+  list(actor: Actor, query: OwnedFilter & Slice = {}): Promise<Paged<Workspace>> {
+    return listOwned(actor, query, this.workspaces, async (rows) => {
+      const bytes = await this.workspaces.storedBytes(rows.map((row) => row.id));
+      return rows.map((row) => toWorkspace(row, bytes.get(row.id) ?? 0));
+    });
   }
 
   async get(actor: Actor, id: string): Promise<Workspace> {
@@ -123,7 +128,7 @@ export class WorkspaceService {
   }
 
   async deleteAllOwnedBy(actor: Actor, ownerId: string): Promise<void> {
-    for (const row of await this.workspaces.list(ownerId)) await this.delete(actor, row.id);
+    for (const row of await this.workspaces.list({ ownerId })) await this.delete(actor, row.id);
   }
 
   private async deleteStoredBytes(id: string): Promise<void> {

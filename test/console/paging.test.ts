@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import type { Page, Request } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closePage, CONSOLE_DIR, openPage, screenshot, signIn, useBrowser } from '../support/browser.js';
+import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
+
+let server: TestServer;
+const browser = useBrowser();
+
+/** 24 users u01 … u24 (with the admin, 25), each with a workspace "notes"; u01 has PCs desk-01 … desk-23. */
+beforeAll(async () => {
+  server = await startTestServer({ env: { UPC_CONSOLE_DIR: CONSOLE_DIR } });
+  for (let i = 1; i <= 24; i++) {
+    const name = `u${String(i).padStart(2, '0')}`;
+    const { client } = await server.user(name);
+    await client.createWorkspace({ name: 'notes' });
+    if (i === 1) {
+      for (let d = 1; d <= 23; d++) {
+        await client.registerDevice({
+          machineId: randomUUID(),
+          name: `desk-${String(d).padStart(2, '0')}`,
+          os: 'linux',
+          agentVersion: 'test',
+        });
+      }
+    }
+  }
+});
+afterAll(async () => {
+  await server.close();
+});
+
+/** The list requests the page makes to `path` from now on (their query strings). */
+function requests(page: Page, path: string): URLSearchParams[] {
+  const seen: URLSearchParams[] = [];
+  page.on('request', (request: Request) => {
+    const url = new URL(request.url());
+    if (url.pathname === `/api/v1${path}`) seen.push(url.searchParams);
+  });
+  return seen;
+}
+
+/** Rows of the table, less its header row. */
+async function rows(page: Page, table: string): Promise<number> {
+  return (await page.getByRole('table', { name: table }).getByRole('row').count()) - 1;
+}
+
+describe('Users, Workspaces and PCs are searched and paged by the server', () => {
+  it('pages and searches users through the API, one request for what was typed', async () => {
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
+    const seen = requests(page, '/users');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Users' }).click();
+    const pager = page.getByRole('navigation', { name: 'Pages of users' });
+    await pager.getByText('Page 1 of 2 · 25 users').waitFor();
+    expect(await rows(page, 'Users')).toBe(20);
+    expect(seen.map((q) => q.toString())).toContain('limit=20&offset=0');
+
+    await pager.getByRole('button', { name: 'Next page' }).click();
+    await pager.getByText('Page 2 of 2 · 25 users').waitFor();
+    expect(await rows(page, 'Users')).toBe(5);
+    expect(seen.map((q) => q.toString())).toContain('limit=20&offset=20');
+
+    // Typing "u1" sends one search, once typing stops, and starts again at page 1.
+    const before = seen.length;
+    await page.getByLabel('Search users').pressSequentially('u1', { delay: 60 });
+    await pager.getByText('Page 1 of 1 · 10 users').waitFor();
+    expect(seen.slice(before).map((q) => q.toString())).toEqual(['search=u1&limit=20&offset=0']);
+    expect(await rows(page, 'Users')).toBe(10);
+    await screenshot(page, 'paging-users-search');
+    await closePage(page);
+  });
+
+  it('pages workspaces and PCs, and searches owners and names on the server', async () => {
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
+    const main = page.getByRole('navigation', { name: 'Main' });
+    await main.getByRole('link', { name: 'Workspaces' }).click();
+    const workspaces = page.getByRole('navigation', { name: 'Pages of workspaces' });
+    await workspaces.getByText('Page 1 of 2 · 24 workspaces').waitFor();
+    expect(await rows(page, 'Workspaces')).toBe(20);
+    await workspaces.getByRole('button', { name: 'Next page' }).click();
+    await workspaces.getByText('Page 2 of 2 · 24 workspaces').waitFor();
+    expect(await rows(page, 'Workspaces')).toBe(4);
+    await page.getByLabel('Search workspaces').fill('U07');
+    await workspaces.getByText('Page 1 of 1 · 1 workspace').waitFor();
+    await page
+      .getByRole('table', { name: 'Workspaces' })
+      .getByRole('link', { name: 'notes (u07)' })
+      .waitFor();
+
+    await main.getByRole('link', { name: 'PCs' }).click();
+    const pcs = page.getByRole('navigation', { name: 'Pages of PCs' });
+    await pcs.getByText('Page 1 of 2 · 23 PCs').waitFor();
+    await pcs.getByRole('button', { name: 'Next page' }).click();
+    await pcs.getByText('Page 2 of 2 · 23 PCs').waitFor();
+    expect(
+      await page
+        .getByRole('table', { name: 'PCs' })
+        .getByRole('cell', { name: /^desk-/ })
+        .allTextContents(),
+    ).toEqual(['desk-21', 'desk-22', 'desk-23']);
+    await page.getByLabel('Search PCs').fill('desk-1');
+    await pcs.getByText('Page 1 of 1 · 10 PCs').waitFor();
+    await page.getByLabel('Search PCs').fill('desk-99');
+    await page.getByText('No PC’s name, owner or OS contains “desk-99”.').waitFor();
+    await screenshot(page, 'paging-pcs-no-match');
+    await closePage(page);
+  });
+
+  it("pages a user's own workspaces on My workspaces", async () => {
+    const { client } = await server.user('yan');
+    for (let i = 1; i <= 21; i++) await client.createWorkspace({ name: `w${String(i).padStart(2, '0')}` });
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'yan', 'yan-password', 'My workspaces');
+    const pager = page.getByRole('navigation', { name: 'Pages of your workspaces' });
+    await pager.getByText('Page 1 of 2 · 21 workspaces').waitFor();
+    expect(await rows(page, 'My workspaces')).toBe(20);
+    await pager.getByRole('button', { name: 'Next page' }).click();
+    await pager.getByText('Page 2 of 2 · 21 workspaces').waitFor();
+    expect(
+      await page.getByRole('table', { name: 'My workspaces' }).getByRole('link').allTextContents(),
+    ).toEqual(['w21']);
+    await closePage(page);
+  });
+});
