@@ -295,6 +295,7 @@ function upc(pc, args, input = '') {
       children.delete(child);
       resolve({ code, stdout, stderr, ms: performance.now() - started, cpuS: cpu });
     });
+    child.stdin.on('error', () => undefined); // a program that exits without reading its input
     child.stdin.end(input);
   });
 }

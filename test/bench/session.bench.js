@@ -190,6 +190,7 @@ function run(argv, options = {}) {
       children.delete(child);
       resolve({ code, signal, stdout, stderr, ms });
     });
+    child.stdin.on('error', () => undefined); // a program that exits without reading its input
     child.stdin.end(options.input ?? '');
   });
 }
