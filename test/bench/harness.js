@@ -46,6 +46,11 @@ export async function runBench(bench) {
     abort(new Error(`interrupted by ${signal}`));
   };
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  // An error nothing handled (an 'error' event on some stream) still ends in cleanup, not in a
+  // dead bench that leaves its server and sessions running.
+  process.once('uncaughtException', (error) => {
+    abort(error);
+  });
   let failed = false;
   try {
     const report = await Promise.race([bench.run(), abortion]);
