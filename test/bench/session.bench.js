@@ -575,7 +575,9 @@ async function sparesReady(socket, said = () => '') {
  * @param {string[]} problems
  */
 async function serviceSession(pc, socket, problems) {
-  await sparesReady(socket); // the PC sat idle before someone logs in: its spares are loaded
+  // Someone logs in a while after the last logout, not at once: the spares are loaded by then.
+  await sparesReady(socket);
+  await sleep(1000);
   const started = performance.now();
   const login = await ask(socket, 'POST', '/login', {
     server: serverUrl,
