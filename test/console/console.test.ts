@@ -49,7 +49,8 @@ describe('the admin console, in Chromium, against a real server', () => {
     for (const name of ['Workspaces', 'PCs', 'Audit log']) {
       await page.getByRole('link', { name }).click();
       await page.getByRole('heading', { name, level: 1 }).waitFor();
-      await screenshot(page, name.toLowerCase().replace(/ /g, '-'));
+      // Named apart from pages.test.ts's screenshots of the same pages with their data.
+      await screenshot(page, `first-look-${name.toLowerCase().replace(/ /g, '-')}`);
     }
     await page.close();
   });
@@ -61,11 +62,18 @@ describe('the admin console, in Chromium, against a real server', () => {
     const sessions = page.getByRole('table', { name: 'Active sessions' });
     await sessions.waitFor();
     expect(await sessions.getByRole('cell', { name: 'dan', exact: true }).count()).toBe(0);
+    const workspacesTotal = page.locator('.card.stat', { hasText: 'Workspaces' }).getByRole('definition');
+    await workspacesTotal.waitFor();
+    const workspacesBefore = Number(await workspacesTotal.textContent());
 
     const a: Pc = await pc('pc-live');
     expect((await a.login('dan')).code).toBe(0);
     await sessions.getByRole('cell', { name: 'dan', exact: true }).waitFor({ timeout: 10_000 });
     await sessions.getByRole('cell', { name: 'pc-live', exact: true }).waitFor();
+    // The agent reports its state at once, not at its next 30-second heartbeat; the totals follow.
+    const row = sessions.getByRole('row').filter({ hasText: 'pc-live' });
+    await row.getByRole('cell', { name: 'clean', exact: true }).waitFor({ timeout: 10_000 });
+    await workspacesTotal.getByText(String(workspacesBefore + 1), { exact: true }).waitFor();
     await screenshot(page, 'overview-live-session');
 
     await a.ok(['logout']);

@@ -18,6 +18,8 @@ const DEBOUNCE_MS = 150;
 const RETRY_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const RESCAN_MS = 5 * 60_000;
 const HEARTBEAT_MS = 30_000;
+/** How often the session's state is looked at, to report a change of it to the server at once. */
+const REPORT_MS = 2_000;
 /** A pause (`upc restore`) ends by itself after this, should its command die meanwhile. */
 const PAUSE_LIMIT_MS = 5 * 60_000;
 
@@ -123,12 +125,19 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
       );
     };
     renewal = setTimeout(renew, keeper.renewEveryMs);
+    // What the console shows of this session: its state and what is not yet durable. Sent when
+    // that changes (looked at every REPORT_MS) and every HEARTBEAT_MS in any case.
+    let reported = '';
+    let reportedAt = 0;
     timers.push(
       setInterval(() => {
-        // What the console shows of this session: its state and what is not yet durable.
         const { state, pendingChanges, pendingBytes } = status();
+        const now = JSON.stringify([state, pendingChanges, pendingBytes]);
+        if (now === reported && Date.now() - reportedAt < HEARTBEAT_MS) return;
+        reported = now;
+        reportedAt = Date.now();
         api.heartbeat(deviceId, { state, pendingChanges, pendingBytes }).catch(() => undefined);
-      }, HEARTBEAT_MS),
+      }, REPORT_MS),
     );
   }
 

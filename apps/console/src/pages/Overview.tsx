@@ -9,7 +9,11 @@ import { useAsync } from '../hooks.js';
 import { PageHeading } from './PageHeading.js';
 
 export function Overview({ live }: { live: LiveSessions }) {
-  const stats = useAsync(() => api.stats(), [], 60_000);
+  // Totals and charts follow the sessions: a login, a sync or a logout changes them.
+  const activity = (live.sessions ?? [])
+    .map((session) => `${session.workspace.id}:${session.lastSync ?? ''}`)
+    .join(',');
+  const stats = useAsync(() => api.stats(), [activity], 60_000);
   const s = stats.data;
   return (
     <>
