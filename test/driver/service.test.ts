@@ -115,13 +115,9 @@ describe('the resident service (upc service)', () => {
     const refilled = (await sparesReady(service.socket)) as { logins: number };
     expect(refilled.logins).toBe(1);
 
-    // A login manager: the request on the socket, then the user's first program through `enter`.
-    const direct = await ask(service.socket, 'POST', '/login', {
-      server: server.url,
-      user: 'sid',
-      password: 'sid-password',
-      deviceName: pc.name,
-    });
+    // A login manager: the request on the socket (the server and the PC's name are the
+    // service's own), then the user's first program through `enter`.
+    const direct = await ask(service.socket, 'POST', '/login', { user: 'sid', password: 'sid-password' });
     expect(direct.status, JSON.stringify(direct.body)).toBe(200);
     const enter = direct.body.enter as { file: string; args: string[]; env: Record<string, string> };
     const shell = await runCommand(
@@ -141,6 +137,14 @@ describe('the resident service (upc service)', () => {
     expect(missing.status).toBe(400);
     expect(missing.body).toMatchObject({ exit: 2 });
     expect(String(missing.body.error)).toContain('"password"');
+    // A password is not sent over plain http beyond this machine, unless the request says so.
+    const plain = await ask(service.socket, 'POST', '/login', {
+      user: 'sue',
+      password: 'sue-password',
+      server: 'http://upc.example.org:8080',
+    });
+    expect(plain.status).toBe(400);
+    expect(String(plain.body.error)).toContain('refusing to send a password over plain http');
     const wrong = await pc.run(['login', '--user', 'sue', '--password-stdin'], 'not-her-password\n');
     expect(wrong.code).toBe(3);
     expect(wrong.stderr).toMatch(/upc: .*(credentials|password)/i);

@@ -92,7 +92,9 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
         quiet: values.json === true,
       };
       // The PC's service, when one runs for this home, logs in with everything already loaded.
-      const report = (await loginViaService(home, options)) ?? (await login(home, options));
+      const report =
+        (await loginViaService(home, options, values['insecure-http'] === true)) ??
+        (await login(home, options));
       print(values, report, describeLogin(report, user, settings.deviceName));
       return EXIT.ok;
     },
@@ -112,7 +114,7 @@ stops.
     async run({ positionals, settings }) {
       noPositionals(positionals);
       const home = new AgentHome(settings.home);
-      const service = await startService(home);
+      const service = await startService(home, settings);
       process.stdout.write(`upc service ${String(process.pid)} serving ${service.socket}\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);

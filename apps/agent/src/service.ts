@@ -13,6 +13,7 @@ import {
   spawnDaemon,
   type StartedDaemon,
 } from './session.js';
+import { checkServerUrl, type Settings } from './settings.js';
 import type { AgentHome } from './state.js';
 
 /**
@@ -98,23 +99,29 @@ class Spares {
   }
 }
 
-/** What a login request must carry; the rest has the CLI's defaults. */
-function loginOptions(body: Record<string, unknown>): LoginOptions {
+/**
+ * A login request: `user` and `password`; the server and this PC's name default to the service's
+ * own (UPC_SERVER, UPC_DEVICE_NAME). A password goes over plain http only to this machine unless
+ * the request says `insecureHttp`, as `upc login --insecure-http` does.
+ */
+function loginOptions(body: Record<string, unknown>, settings: Settings): LoginOptions {
   const text = (name: string, fallback?: string): string => {
     const value = body[name] ?? fallback;
     if (typeof value !== 'string' || value === '')
       throw new AgentError(`the login request needs "${name}" (a string)`, EXIT.usage);
     return value;
   };
-  if (body.takeOver !== undefined && typeof body.takeOver !== 'boolean')
-    throw new AgentError('"takeOver" must be true or false', EXIT.usage);
+  for (const flag of ['takeOver', 'insecureHttp']) {
+    if (body[flag] !== undefined && typeof body[flag] !== 'boolean')
+      throw new AgentError(`"${flag}" must be true or false`, EXIT.usage);
+  }
   return {
-    server: text('server'),
+    server: checkServerUrl(text('server', settings.server), body.insecureHttp === true).toString(),
     user: text('user'),
     password: text('password'),
     workspace: text('workspace', DEFAULT_WORKSPACE),
     takeOver: body.takeOver === true,
-    deviceName: text('deviceName'),
+    deviceName: text('deviceName', settings.deviceName),
     quiet: true,
   };
 }
@@ -128,7 +135,7 @@ export interface RunningService {
  * Serves logins for this agent home on its service socket (only root, the home's owner, can
  * connect). One login runs at a time; the others wait their turn.
  */
-export async function startService(home: AgentHome): Promise<RunningService> {
+export async function startService(home: AgentHome, settings: Settings): Promise<RunningService> {
   const log = (message: string) => {
     appendFileSync(home.serviceLog, `${new Date().toISOString()} ${message}\n`, { mode: 0o600 });
   };
@@ -157,7 +164,7 @@ export async function startService(home: AgentHome): Promise<RunningService> {
       const turn = queue.then(async () => {
         let options: LoginOptions;
         try {
-          options = loginOptions(body);
+          options = loginOptions(body, settings);
         } catch (error) {
           return { status: 400, body: { error: messageOf(error), exit: exitCodeOf(error) } };
         }
@@ -205,10 +212,11 @@ export async function startService(home: AgentHome): Promise<RunningService> {
 export async function loginViaService(
   home: AgentHome,
   options: LoginOptions,
+  insecureHttp: boolean,
 ): Promise<LoginReport | undefined> {
   let answer;
   try {
-    answer = await call(home.serviceSocket, 'POST', '/login', { ...options, quiet: undefined });
+    answer = await call(home.serviceSocket, 'POST', '/login', { ...options, insecureHttp, quiet: undefined });
   } catch (error) {
     if (error instanceof DaemonUnreachable) return undefined;
     throw error;
