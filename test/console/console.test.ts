@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Pc, simulatedPcs } from '../support/agent.js';
-import { CONSOLE_DIR, openPage, screenshot, signIn, useBrowser } from '../support/browser.js';
+import { CONSOLE_DIR, openPage, overflow, screenshot, signIn, useBrowser } from '../support/browser.js';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -113,14 +113,21 @@ describe('the admin console, in Chromium, against a real server', () => {
     await page.close();
   });
 
-  it('is readable at phone width', async () => {
+  it('is readable at phone width, every page', async () => {
     const page = await openPage(browser(), { width: 390, height: 844 });
     await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
     await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
-    // (A string: the tests are compiled without the DOM's types.)
-    const overflow = Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
-    expect(overflow).toBeLessThanOrEqual(0); // wide tables scroll inside their own box
+    expect(await overflow(page)).toBeLessThanOrEqual(0); // wide tables scroll inside their own box
     await screenshot(page, 'overview-phone');
+    for (const name of ['Users', 'Workspaces', 'PCs', 'Audit log']) {
+      const link = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+      expect(await link.isVisible(), `${name} in the navigation`).toBe(true);
+      await link.click();
+      await page.getByRole('heading', { name, level: 1 }).waitFor();
+      await page.getByRole('status').filter({ hasText: 'Loading' }).waitFor({ state: 'detached' });
+      expect(await overflow(page), `${name} at phone width`).toBeLessThanOrEqual(0);
+      await screenshot(page, `phone-${name.toLowerCase().replace(/ /g, '-')}`);
+    }
     await page.close();
   });
 });

@@ -137,7 +137,8 @@ describe('audit', () => {
     const workspace = await nora.createWorkspace({ name: 'audited' });
     await nora.setPolicy(workspace.id, { rules: [] });
     const events = await admin.listAudit({ actorId: id });
-    expect(events.map((e) => e.action)).toEqual(['workspace.set_policy', 'workspace.create']);
+    // Her sign-in is hers too: the user who signed in is its actor.
+    expect(events.map((e) => e.action)).toEqual(['workspace.set_policy', 'workspace.create', 'auth.login']);
     expect(events[0]).toMatchObject({ actorId: id, workspaceId: workspace.id, targetType: 'workspace' });
     expect(events[0]?.address).toBe('127.0.0.1');
     const creates = await admin.listAudit({ action: 'user.create' });

@@ -11,9 +11,18 @@ export type AuditInput = Omit<AuditEntry, 'actorId' | 'address'>;
 export class AuditService {
   constructor(private readonly audit: AuditRepository) {}
 
-  record(actor: Actor | null, entry: AuditInput & { address?: string }, tx?: Transaction): Promise<void> {
+  /**
+   * Records what `actor` did. Without an actor (a sign-in, before there is one), `entry.actorId`
+   * names who it was, when known.
+   */
+  record(
+    actor: Actor | null,
+    entry: AuditInput & { address?: string; actorId?: string },
+    tx?: Transaction,
+  ): Promise<void> {
+    const { actorId, ...rest } = entry;
     return this.audit.write(
-      { actorId: actor?.id ?? null, address: actor?.address ?? entry.address ?? null, ...entry },
+      { actorId: actor?.id ?? actorId ?? null, address: actor?.address ?? entry.address ?? null, ...rest },
       tx,
     );
   }

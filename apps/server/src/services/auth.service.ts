@@ -52,7 +52,14 @@ export class AuthService {
       expiresAt,
       address,
     });
-    await this.audit.record(null, { action: 'auth.login', targetType: 'user', targetId: user.id, address });
+    // Signed in, the user is the one who did it.
+    await this.audit.record(null, {
+      action: 'auth.login',
+      actorId: user.id,
+      targetType: 'user',
+      targetId: user.id,
+      address,
+    });
     return { token, expiresAt: expiresAt.toISOString(), user: toUser(user) };
   }
 
