@@ -129,7 +129,7 @@ describe('the resident service (upc service)', () => {
     await pc.ok(['logout']);
   });
 
-  it('answers bad requests and wrong passwords with the exit code upc login would give', async () => {
+  it('answers bad requests, wrong passwords and a second login at once with the exit code upc login would give', async () => {
     await server.user('sue');
     const pc = await (await host('t')).pc(server.url);
     const service = await startService(pc);
@@ -151,6 +151,19 @@ describe('the resident service (upc service)', () => {
     expect(existsSync(join(pc.home, 'session', 'session.json'))).toBe(false);
     const unknown = await ask(service.socket, 'POST', '/nothing');
     expect(unknown.status).toBe(404);
+
+    // Two logins at once: one at a time, and the PC has one session, so the second is refused.
+    await server.user('sky');
+    const both = await Promise.all(
+      ['sue', 'sky'].map((user) =>
+        ask(service.socket, 'POST', '/login', { user, password: `${user}-password` }),
+      ),
+    );
+    expect(both.map((answer) => answer.status).sort()).toEqual([200, 422]);
+    const refused = both.find((answer) => answer.status === 422);
+    expect(refused?.body).toMatchObject({ exit: 5 });
+    expect(String(refused?.body.error)).toContain('this PC already has a session');
+    await pc.ok(['logout']);
   });
 
   it('gives a session the mounts the PC has at login, not those its spare builder started with', async () => {
