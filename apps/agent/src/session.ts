@@ -200,6 +200,11 @@ async function loginWith(
     ? client.getVersion(workspace.id, workspace.headVersionId)
     : Promise.resolve(null);
   headRead.catch(() => undefined); // awaited below once the lease is held
+  // So is the key of this PC's cache of the user's objects, when the PC keeps one.
+  const keyRead = (await home.readDevicePreferences()).keepCache
+    ? client.deviceCacheKey(device.id).then((answer) => answer.key)
+    : Promise.resolve(undefined);
+  keyRead.catch(() => undefined);
   let lease;
   try {
     lease = options.takeOver
@@ -227,8 +232,7 @@ async function loginWith(
     await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
     // Started now, the daemon loads while the workspace is restored; it waits for session.json.
     daemon = spareDaemon ? spareDaemon() : spawnDaemon(home, { early: true });
-    const preferences = await home.readDevicePreferences();
-    const cacheKey = preferences.keepCache ? (await client.deviceCacheKey(device.id)).key : undefined;
+    const cacheKey = await keyRead;
     if (cacheKey) await loadCache(home, device.ownerId, cacheKey);
     const repo = await LocalRepository.open(home.objectsDir);
     let fetched = { objects: 0, bytes: 0, fileBytes: 0 };
