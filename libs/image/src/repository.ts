@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { open, mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { open, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from './hash.js';
 import { decodeObject, encodeObject, MAX_OBJECT_SIZE } from './object.js';
@@ -67,7 +67,7 @@ export class LocalRepository implements Repository {
     const repository = new LocalRepository(dir);
     await mkdir(join(dir, 'packs'), { recursive: true });
     await mkdir(join(dir, 'data'), { recursive: true });
-    await repository.loadIndex();
+    repository.loadIndex();
     return repository;
   }
 
@@ -181,35 +181,39 @@ export class LocalRepository implements Repository {
     this.bytesWritten += bytes.length;
   }
 
-  private async loadIndex(): Promise<void> {
-    for (const file of await listFiles(this.dir, 'packs')) {
-      const handle = await open(join(this.dir, file), 'r');
+  /**
+   * Reads every pack's index and lists the standalone objects. Synchronous calls: a few small reads
+   * per pack, which through the thread pool would cost a round trip each (opening a repository is
+   * on the way to every login and every daemon's start).
+   */
+  private loadIndex(): void {
+    for (const file of listFiles(this.dir, 'packs')) {
+      const fd = openSync(join(this.dir, file), 'r');
       try {
-        const { size } = await handle.stat();
+        const { size } = fstatSync(fd);
         const trailer = Buffer.alloc(PACK_TRAILER_SIZE);
-        await handle.read(trailer, 0, PACK_TRAILER_SIZE, Math.max(0, size - PACK_TRAILER_SIZE));
+        readSync(fd, trailer, 0, PACK_TRAILER_SIZE, Math.max(0, size - PACK_TRAILER_SIZE));
         const count = readPackTrailer(trailer, size);
         const index = Buffer.alloc(count * PACK_ENTRY_SIZE);
-        await handle.read(index, 0, index.length, size - PACK_TRAILER_SIZE - index.length);
+        readSync(fd, index, 0, index.length, size - PACK_TRAILER_SIZE - index.length);
         for (const entry of parsePackIndex(index, count, size)) {
           this.index.set(entry.hash, { file, offset: entry.offset, length: entry.length });
         }
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
     }
-    for (const file of await listFiles(this.dir, 'data')) {
+    for (const file of listFiles(this.dir, 'data')) {
       const hash = file.slice(file.lastIndexOf('/') + 1);
-      this.index.set(hash, { file, offset: 0, length: (await stat(join(this.dir, file))).size });
+      this.index.set(hash, { file, offset: 0, length: statSync(join(this.dir, file)).size });
     }
   }
 }
 
-/** Files two levels down (`<top>/xx/<id>`), leaving out temporary files of interrupted writes. */
-async function listFiles(dir: string, top: string): Promise<string[]> {
+function listFiles(dir: string, top: string): string[] {
   const files: string[] = [];
-  for (const prefix of await readdir(join(dir, top))) {
-    for (const name of await readdir(join(dir, top, prefix))) {
+  for (const prefix of readdirSync(join(dir, top))) {
+    for (const name of readdirSync(join(dir, top, prefix))) {
       // `*.tmp` files are writes under way (ours or another process's) or interrupted: not objects.
       if (/^[0-9a-f]{64}$/.test(name)) files.push(join(top, prefix, name));
     }
