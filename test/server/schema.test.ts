@@ -1,5 +1,4 @@
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import {
   MigrationError,
 } from '../../apps/server/src/repositories/migration.repository.js';
 import { createEmptyDatabase } from '../support/database.js';
+import { testFolder } from '../support/scratch.js';
 
 interface Field {
   column: string;
@@ -126,7 +126,7 @@ describe('migrations', () => {
   });
 
   it('refuse to start when an applied migration was edited afterwards', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'upc-migrations-'));
+    const dir = await testFolder('upc-migrations-');
     await cp(MIGRATIONS_DIR, dir, { recursive: true });
     const file = join(dir, '0001_init', 'migration.sql');
     await writeFile(file, (await readFile(file, 'utf8')) + '\n-- edited\n');
@@ -147,7 +147,7 @@ describe('migrations', () => {
     expect(
       results.filter((r) => r.applied.length === 0).every((r) => r.alreadyApplied.includes('0001_init')),
     ).toBe(true);
-    const dir = await mkdtemp(join(tmpdir(), 'upc-migrations-'));
+    const dir = await testFolder('upc-migrations-');
     await cp(MIGRATIONS_DIR, dir, { recursive: true });
     await cp(join(dir, '0001_init'), join(dir, '9999_broken'), { recursive: true });
     await writeFile(

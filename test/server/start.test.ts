@@ -13,6 +13,7 @@ import { FsObjectStore } from '../../apps/server/src/store/fs-object-store.js';
 import { createTestDatabase } from '../support/database.js';
 import { randomObject } from '../support/fixtures.js';
 import { SERVER_MAIN, startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { testFolder } from '../support/scratch.js';
 
 const running: ServerProcess[] = [];
 afterEach(async () => {
@@ -26,7 +27,7 @@ async function start(env: Record<string, string>): Promise<ServerProcess> {
 
 describe('npm start on embedded defaults', () => {
   it('creates ./data on first start, stops cleanly on Ctrl-C, and reuses it on the next start', async () => {
-    const parent = await mkdtemp(join(tmpdir(), 'upc-start-'));
+    const parent = await testFolder('upc-start-');
     await chmod(parent, 0o711); // as root, the embedded PostgreSQL runs as `postgres` and must pass through
     const dataDir = join(parent, 'data');
     const first = await start({ UPC_DATA_DIR: dataDir });
@@ -87,7 +88,7 @@ describe('npm start on embedded defaults', () => {
   });
 
   it('serves HTTPS with TLS_CERT_FILE and TLS_KEY_FILE, with security headers', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'upc-tls-'));
+    const dir = await testFolder('upc-tls-');
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
     execFileSync(
@@ -147,7 +148,7 @@ describe('npm start on embedded defaults', () => {
 
 describe('health', () => {
   it('answers 503 naming what is down, and 200 again once it is back', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'upc-health-'));
+    const dir = await testFolder('upc-health-');
     const storeRoot = join(dir, 'objects');
     const databaseUrl = await createTestDatabase();
     const database = new URL(databaseUrl).pathname.slice(1);
