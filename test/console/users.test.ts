@@ -57,8 +57,8 @@ describe('the Users page, each action in the browser and its effect through the 
     await closePage(page);
   });
 
-  it('resets a password: the new one signs in, the old one no longer does', async () => {
-    await server.user('pia');
+  it('resets a password: the new one signs in, the old one and the sign-ins made with it no longer do', async () => {
+    const { client: pia } = await server.user('pia');
     const page = await usersPage('pia');
     await page.getByRole('button', { name: 'Reset password for pia' }).click();
     const dialog = page.getByRole('dialog', { name: 'Reset password for pia' });
@@ -69,12 +69,15 @@ describe('the Users page, each action in the browser and its effect through the 
     await dialog.getByRole('alert').waitFor();
     expect(await signInAs('pia', 'pia-password')).toBe('ok');
 
+    await dialog.getByText('is signed out everywhere now').waitFor();
     await dialog.getByLabel('New password for pia').fill('pia-second-password');
     await screenshot(page, 'users-reset-password');
     await dialog.getByRole('button', { name: 'Set password' }).click();
     await dialog.waitFor({ state: 'detached' });
     expect(await signInAs('pia', 'pia-second-password')).toBe('ok');
     expect(await signInAs('pia', 'pia-password')).toBe('invalid_credentials');
+    // As the dialog says: the sign-in she already had no longer works.
+    await expect(pia.me()).rejects.toMatchObject({ status: 401 });
     await closePage(page);
   });
 

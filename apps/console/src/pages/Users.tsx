@@ -274,8 +274,8 @@ function ResetPassword({ user, onClose }: { user: User; onClose: (done: boolean)
     >
       <form onSubmit={(e) => void submit(e)} noValidate>
         <p>
-          {user.username} signs in with the new password from now on. Tokens they already hold keep working
-          until they sign out or the tokens expire.
+          {user.username} signs in with the new password from now on, and is signed out everywhere now: a PC
+          they are working on keeps their unsaved changes until they sign in there again.
         </p>
         <TextField
           id={`${id}-password`}
