@@ -66,6 +66,7 @@ import {
   stopPid,
   stopServers,
   table,
+  daemonLogTails,
 } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -1110,11 +1111,7 @@ async function runExplained() {
         serverTail(),
       );
     }
-    for (const pc of pcs) {
-      const text = await readFile(join(pc.home, 'session', 'daemon.log'), 'utf8').catch(() => '');
-      if (text !== '')
-        lines.push(`daemon log of ${pc.name}, last lines:`, ...text.trim().split('\n').slice(-15));
-    }
+    lines.push(...(await daemonLogTails(pcs)));
     throw new Error(lines.join('\n'));
   }
 }

@@ -454,3 +454,18 @@ export function quantile(sorted, q) {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 }
+
+/**
+ * The last lines of each PC's session daemon log, for a failed run's message.
+ * @param {{ name: string, home: string }[]} pcs
+ * @returns {Promise<string[]>}
+ */
+export async function daemonLogTails(pcs) {
+  const lines = [];
+  for (const pc of pcs) {
+    const text = await readFile(join(pc.home, 'session', 'daemon.log'), 'utf8').catch(() => '');
+    if (text !== '')
+      lines.push(`daemon log of ${pc.name}, last lines:`, ...text.trim().split('\n').slice(-15));
+  }
+  return lines;
+}

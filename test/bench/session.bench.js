@@ -58,6 +58,7 @@ import {
   stopPid,
   stopServers,
   table,
+  daemonLogTails,
 } from './harness.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -986,11 +987,7 @@ async function runExplained() {
         server.tail(),
       );
     }
-    for (const pc of pcs) {
-      const text = await readFile(join(pc.home, 'session', 'daemon.log'), 'utf8').catch(() => '');
-      if (text !== '')
-        lines.push(`daemon log of ${pc.name}, last lines:`, ...text.trim().split('\n').slice(-15));
-    }
+    lines.push(...(await daemonLogTails(pcs)));
     throw new Error(lines.join('\n'));
   }
 }
