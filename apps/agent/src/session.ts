@@ -272,10 +272,10 @@ async function loginWith(
     const opened = builder
       ? openNamespace(home, { path: home.workspaceDir }, policy, options.user, builder)
       : Promise.resolve(undefined);
-    const [, built] = await Promise.allSettled([primed, opened]);
-    if (built.status === 'fulfilled') namespace = built.value;
-    await primed; // a failure of either fails the login; a namespace built is closed below
-    namespace = await opened;
+    // Either failing fails the login; a namespace that was built is then closed below.
+    const settled = await Promise.allSettled([primed, opened]);
+    if (settled[1].status === 'fulfilled') namespace = settled[1].value;
+    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
     repo.close();
     const session: SessionRecord = {
       v: 1,
