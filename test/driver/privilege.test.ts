@@ -106,7 +106,7 @@ describe('inside a session the user is root of the workspace, never of the PC', 
     // A kernel built without module loading answers ENOSYS to everyone, the host's root included.
     const onHost = (await promisify(execFile)(probe)).stdout;
     const expected = onHost === 'ENOSYS\n' ? 'ENOSYS\n' : 'EPERM\n';
-    const inHome = join(pc.home, 'session', 'workspace', 'home', 'probe');
+    const inHome = join(pc.files, 'probe');
     await copyFile(probe, inHome);
     await chmod(inHome, 0o755);
     for (const admin of [false, true]) {
@@ -136,7 +136,7 @@ describe('inside a session the user is root of the workspace, never of the PC', 
         x,
         [
           'cat /home/yan/secret.txt',
-          `cat ${join(y.home, 'session', 'workspace', 'home', 'secret.txt')}`,
+          `cat ${join(y.files, 'secret.txt')}`,
           `ls ${y.home}`,
           `ls -A ${x.home}`, // its own agent's state (the session folder in it included)
           'ls /opt/yan',

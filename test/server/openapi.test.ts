@@ -26,6 +26,7 @@ describe('OpenAPI', () => {
       [
         'GET /api/v1/health',
         'POST /api/v1/auth/login',
+        'POST /api/v1/auth/pc-login',
         'POST /api/v1/auth/logout',
         'GET /api/v1/auth/me',
         'POST /api/v1/users',

@@ -121,9 +121,15 @@ export class Pc {
     };
   }
 
-  /** The workspace's home folder in this PC's session. */
+  /**
+   * The workspace's home folder in this PC's session, where its session record says its layers are
+   * (in memory by default, else in the agent's home).
+   */
   get files(): string {
-    return join(this.home, 'session', 'workspace', 'home');
+    const record = JSON.parse(readFileSync(join(this.home, 'session', 'session.json'), 'utf8')) as {
+      path: string;
+    };
+    return join(record.path, 'home');
   }
 
   run(args: string[], input = '', env: Record<string, string> = {}): Promise<UpcResult> {
@@ -156,9 +162,18 @@ export class Pc {
     }
   }
 
-  /** Stops whatever this PC left running and removes its agent home. */
+  /** Where the agent keeps this PC's session layers in memory (the agent's naming: state.ts). */
+  get memoryLayers(): string {
+    return join(
+      '/dev/shm',
+      `upc-layers-${createHash('sha256').update(this.home).digest('hex').slice(0, 16)}`,
+    );
+  }
+
+  /** Stops whatever this PC left running and removes its agent home (and its layers in memory). */
   async dispose(): Promise<void> {
     await this.kill();
+    await rm(this.memoryLayers, { recursive: true, force: true, maxRetries: 3 });
     await rm(this.home, { recursive: true, force: true, maxRetries: 3 });
   }
 

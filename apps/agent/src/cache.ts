@@ -72,7 +72,8 @@ export async function loadCache(home: AgentHome, userId: string, key: string): P
     try {
       const decipher = createDecipheriv('aes-256-gcm', secret, body.subarray(0, NONCE));
       decipher.setAuthTag(body.subarray(body.length - TAG));
-      plain = Buffer.concat([decipher.update(body.subarray(NONCE, body.length - TAG)), decipher.final()]);
+      plain = decipher.update(body.subarray(NONCE, body.length - TAG));
+      decipher.final(); // checks the tag; GCM has no bytes left to give
     } catch {
       await rm(join(source, file), { force: true });
       return;

@@ -29,6 +29,13 @@ import { ensureNamespace, runInNamespace } from './namespace.js';
 import { checkServerUrl, type Settings } from './settings.js';
 import { AgentHome, type SessionRecord } from './state.js';
 
+/** What `upc device layers` says each choice means. */
+const LAYERS_SAID = {
+  auto: "sessions' files are kept in memory when it has room for them, else on disk",
+  memory: "sessions' files are kept in memory (/dev/shm), whatever their size",
+  disk: "sessions' files are kept on disk, in the agent's home",
+} as const;
+
 export interface CommandArgs {
   positionals: string[];
   /** What followed `--`. */
@@ -493,6 +500,21 @@ With CMD, the command runs in the session and the session is closed when it ends
           ? 'this PC keeps an encrypted cache between sessions; only the user it belongs to can unlock it\n'
           : 'this PC wipes its cache at logout\n',
       );
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['device', 'layers'],
+    usage: 'upc device layers auto|memory|disk',
+    summary: "where sessions' files are restored on this PC (default auto: memory when there is room)",
+    options: { help: COMMON.help },
+    async run({ positionals, settings }) {
+      const [place] = positionals;
+      if (place !== 'auto' && place !== 'memory' && place !== 'disk')
+        throw new AgentError('say auto, memory or disk', EXIT.usage);
+      const home = new AgentHome(settings.home);
+      await home.writeDevicePreferences({ ...(await home.readDevicePreferences()), layers: place });
+      process.stdout.write(`${LAYERS_SAID[place]} (from the next login on)\n`);
       return EXIT.ok;
     },
   },

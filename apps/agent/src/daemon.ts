@@ -95,7 +95,7 @@ async function main(homeDir: string, recover: boolean): Promise<void> {
     }
   };
 
-  const root = home.workspaceDir;
+  const root = session.path;
   let renewal: NodeJS.Timeout | undefined;
   const timers = [
     setInterval(() => {

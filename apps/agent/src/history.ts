@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { decodeTree, type Entry, hashTree, LocalRepository, materialize } from '@upc/image';
 import { UpcClient, type Version } from '@upc/protocol';
 import { AgentError, EXIT } from './exit-codes.js';
@@ -106,7 +106,8 @@ export async function restore(
   }
 
   const repo = await LocalRepository.open(home.objectsDir);
-  const staging = join(home.sessionDir, `restore-${randomBytes(4).toString('hex')}`);
+  // Beside the layers (on their filesystem, memory or disk), so the restored files are renamed in.
+  const staging = join(dirname(session.path), `restore-${randomBytes(4).toString('hex')}`);
   const ns = session.namespace;
   const options = {
     mountPoint: IMAGE_MOUNT_POINT,

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { lstat, lchown, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   DriverError,
   enter,
@@ -9,7 +9,6 @@ import {
   isOpaque,
   isolationAvailable,
   isRunning,
-  type NamespaceSession,
   perform,
   type PreparedBuilder,
   startSession,
@@ -98,44 +97,64 @@ export async function openNamespace(
   user: string,
   builder?: PreparedBuilder,
 ): Promise<NamespaceRecord> {
+  return (await beginNamespace(home, session, policy, user, builder)).opened;
+}
+
+/**
+ * Starts building the session's namespaces: resolves once the builder has its plan (the user's
+ * identity found, the home claimed), with the record to come. The caller can go on restoring
+ * folders that are bind-mounted meanwhile.
+ */
+export async function beginNamespace(
+  home: AgentHome,
+  session: Pick<SessionRecord, 'path'>,
+  policy: Policy,
+  user: string,
+  builder?: PreparedBuilder,
+): Promise<{ opened: Promise<NamespaceRecord> }> {
   const saved = layers(policy, { user });
   const homeLayer = saved.find((layer) => layer.name === 'home');
   if (!homeLayer) throw new AgentError("the policy must forward the user's home");
   const etc = saved.find((layer) => layer.path === '/etc');
   const identity = await ensureIdentity(user, homeLayer.path, etc ? layerDir(session, etc.name) : undefined);
   await claimHome(layerDir(session, 'home'), identity.uid, identity.gid);
-  let driver: NamespaceSession;
-  try {
-    driver = await startSession(
-      {
-        policy,
+  // The plan is sent before startSession's first wait: the builder works from here on.
+  const opened = startSession(
+    {
+      policy,
+      user,
+      agentHome: home.dir,
+      // The layers' folder: the workspace and the overlays' work folders (one filesystem).
+      sessionDir: dirname(session.path),
+      hostname: `upc-${user.replace(/[^A-Za-z0-9.-]/g, '-')}`.slice(0, 63),
+    },
+    builder,
+  ).then(
+    (driver): NamespaceRecord => {
+      for (const warning of driver.warnings) process.stderr.write(`upc: ${warning}\n`);
+      return {
+        ...driver,
+        uid: identity.uid,
+        gid: identity.gid,
         user,
-        agentHome: home.dir,
-        sessionDir: home.sessionDir,
-        hostname: `upc-${user.replace(/[^A-Za-z0-9.-]/g, '-')}`.slice(0, 63),
-      },
-      builder,
-    );
-  } catch (error) {
-    if (error instanceof DriverError) throw new AgentError(`cannot start the session: ${error.message}`);
-    throw error;
-  }
-  for (const warning of driver.warnings) process.stderr.write(`upc: ${warning}\n`);
-  return {
-    ...driver,
-    uid: identity.uid,
-    gid: identity.gid,
-    user,
-    home: identity.home,
-    shell: identity.shell,
-  };
+        home: identity.home,
+        shell: identity.shell,
+      };
+    },
+    (error: unknown) => {
+      if (error instanceof DriverError) throw new AgentError(`cannot start the session: ${error.message}`);
+      throw error;
+    },
+  );
+  opened.catch(() => undefined); // the caller awaits it
+  return { opened };
 }
 
 /**
  * The home folder belongs to the user. An image made without isolation recorded its home as
  * root's: the whole folder is then handed to the user once.
  */
-async function claimHome(dir: string, uid: number, gid: number): Promise<void> {
+export async function claimHome(dir: string, uid: number, gid: number): Promise<void> {
   const top = await lstat(dir);
   if (top.uid === uid && top.gid === gid) return;
   const walk = async (path: string): Promise<void> => {

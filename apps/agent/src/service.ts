@@ -10,6 +10,7 @@ import {
   login,
   type LoginOptions,
   type LoginReport,
+  ensureDaemon,
   spawnDaemon,
   type StartedDaemon,
 } from './session.js';
@@ -146,8 +147,53 @@ export async function startService(home: AgentHome, settings: Settings): Promise
     if (!(error instanceof DaemonUnreachable)) throw error;
   }
   const spares = new Spares(home, isolationWanted());
-  let queue: Promise<unknown> = Promise.resolve();
+  let queue: Promise<void> = Promise.resolve();
   let logins = 0;
+  /**
+   * The session's daemon is waited for here, not by the person logging in. One that fails to
+   * answer is replaced by a recovering one, which commits whatever the session wrote meanwhile.
+   */
+  const supervise = (answer: Promise<unknown>): Promise<void> =>
+    answer.then(
+      () => undefined,
+      async (error: unknown) => {
+        log(`the session's daemon did not start (${messageOf(error)}); starting another`);
+        await ensureDaemon(home).then(
+          () => {
+            log("the session's daemon was restarted");
+          },
+          (again: unknown) => {
+            log(`the session's daemon could not be restarted: ${messageOf(again)}`);
+          },
+        );
+      },
+    );
+  const serveLogin = async (
+    body: Record<string, unknown>,
+    superviseDaemon: (answer: Promise<unknown>) => void,
+  ): Promise<{ status: number; body: unknown }> => {
+    let options: LoginOptions;
+    try {
+      options = loginOptions(body, settings);
+    } catch (error) {
+      return { status: 400, body: { error: messageOf(error), exit: exitCodeOf(error) } };
+    }
+    try {
+      const report = await login(home, options, {
+        builder: spares.takeBuilder,
+        daemon: spares.takeDaemon,
+        superviseDaemon,
+      });
+      logins++;
+      log(`login ${options.user} → session ${report.session} in ${String(report.timings.totalMs)} ms`);
+      return { status: 200, body: { ...report, via: 'service' } satisfies LoginReport };
+    } catch (error) {
+      log(`login ${options.user} failed: ${messageOf(error)}`);
+      return { status: 422, body: { error: messageOf(error), exit: exitCodeOf(error) } };
+    } finally {
+      spares.fillLater();
+    }
+  };
   const server: Server = await serve(home.serviceSocket, {
     'GET /status': () =>
       Promise.resolve({
@@ -161,30 +207,22 @@ export async function startService(home: AgentHome, settings: Settings): Promise
         },
       }),
     'POST /login': (body) => {
-      const turn = queue.then(async () => {
-        let options: LoginOptions;
+      // A turn ends when its answer is sent and its session's daemon is up (or was replaced).
+      const previous = queue;
+      let endTurn: () => void = () => undefined;
+      queue = new Promise<void>((resolve) => {
+        endTurn = resolve;
+      });
+      return previous.then(async () => {
+        let daemonUp: Promise<void> = Promise.resolve();
         try {
-          options = loginOptions(body, settings);
-        } catch (error) {
-          return { status: 400, body: { error: messageOf(error), exit: exitCodeOf(error) } };
-        }
-        try {
-          const report = await login(home, options, {
-            builder: spares.takeBuilder,
-            daemon: spares.takeDaemon,
+          return await serveLogin(body, (answer) => {
+            daemonUp = supervise(answer);
           });
-          logins++;
-          log(`login ${options.user} → session ${report.session} in ${String(report.timings.totalMs)} ms`);
-          return { status: 200, body: { ...report, via: 'service' } satisfies LoginReport };
-        } catch (error) {
-          log(`login ${options.user} failed: ${messageOf(error)}`);
-          return { status: 422, body: { error: messageOf(error), exit: exitCodeOf(error) } };
         } finally {
-          spares.fillLater();
+          void daemonUp.then(endTurn);
         }
       });
-      queue = turn.catch(() => undefined);
-      return turn;
     },
   });
   await chmod(home.serviceSocket, 0o600);

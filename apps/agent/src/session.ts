@@ -1,11 +1,17 @@
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { lchown, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { platform, release } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CHUNKER, LocalRepository, materialize, primeSnapshotCache } from '@upc/image';
+import {
+  DEFAULT_CHUNKER,
+  LocalRepository,
+  materialize,
+  type MaterializeOptions,
+  primeSnapshotCache,
+} from '@upc/image';
 import {
   defaultPolicy,
   type EffectivePolicy,
@@ -18,17 +24,19 @@ import {
   policyDocument,
 } from '@upc/policy';
 import { enterCommand, prepareBuilder, type PreparedBuilder } from '@upc/driver';
-import { ApiError, UpcClient } from '@upc/protocol';
+import { ApiError, type PcLoginResponse, UpcClient } from '@upc/protocol';
 import { loadCache, saveCache } from './cache.js';
+import { chooseLayersPlace, claimLayersRoot, workspaceIn } from './layers.js';
 import { AgentError, EXIT } from './exit-codes.js';
 import { AGENT_VERSION } from './index.js';
 import { call as callSocket, DaemonUnreachable } from './ipc.js';
 import { holderOf } from './lease.js';
 import {
+  beginNamespace,
+  claimHome,
   closeNamespace,
   identityInImage,
   isolationWanted,
-  openNamespace,
   OVERLAY_RESTORE_HOOKS,
   sessionEnvironment,
 } from './namespace.js';
@@ -61,7 +69,10 @@ export interface LoginTimings {
   materializeMs: number;
   /** The layers made ready for the session: the snapshot cache primed, the namespaces built. */
   mountMs: number;
-  /** The session started: its sync daemon up and answering. */
+  /**
+   * The session started: its sync daemon up and answering. Through the resident service, its daemon
+   * begun (the service then waits for its answer while the user's programs start).
+   */
   desktopMs: number;
 }
 
@@ -153,7 +164,7 @@ export async function login(
   const isolated = isolationWanted();
   const builder = isolated && !(await home.readSession()) ? (helpers.builder ?? prepareBuilder)() : undefined;
   try {
-    return await loginWith(home, options, started, builder, helpers.daemon);
+    return await loginWith(home, options, started, builder, helpers);
   } catch (error) {
     builder?.cancel();
     throw error;
@@ -167,6 +178,13 @@ export async function login(
 export interface LoginHelpers {
   builder?: () => PreparedBuilder;
   daemon?: () => StartedDaemon;
+  /**
+   * Given, the login does not wait for the session's daemon to answer: it returns once the session
+   * is written and its daemon begun, and hands the daemon's answer to this supervisor (the resident
+   * service), which restarts a daemon that fails. What the session writes meanwhile is found by
+   * the daemon's first full snapshot, so nothing is lost by not waiting.
+   */
+  superviseDaemon?: (answer: Promise<DaemonStatus>) => void;
 }
 
 async function loginWith(
@@ -174,108 +192,142 @@ async function loginWith(
   options: LoginOptions,
   started: number,
   builder: PreparedBuilder | undefined,
-  spareDaemon: (() => StartedDaemon) | undefined,
+  helpers: LoginHelpers,
 ): Promise<LoginReport> {
   const client = new UpcClient({ baseUrl: options.server });
-  await signIn(client, options);
-  const existing = await home.readSession();
+  let existing = await home.readSession();
+  if (existing) {
+    await signIn(client, options, () => client.login(options.user, options.password));
+    if (sameLogin(existing, options) && !existsSync(existing.path)) {
+      // Its layers were in memory and the PC restarted: what it saved (its journal included) is
+      // committed and the session ended; this login restores the result.
+      process.stderr.write(
+        `upc: the PC restarted during your last session here; saving what it kept and starting afresh\n`,
+      );
+      if (existing.server && client.token) {
+        existing.server.token = client.token; // the one it had may have lapsed meanwhile
+        await home.writeSession(existing);
+      }
+      await logout(home, { keepLocal: false, quiet: true });
+      existing = undefined;
+    }
+  }
   if (existing) return resume(home, existing, client, options, started);
 
-  // Independent requests go together: each is a round trip the person at the PC waits for.
-  const [device, workspaces] = await Promise.all([
-    client.registerDevice({
-      machineId: home.machineId(),
-      name: options.deviceName,
-      os: `${platform()} ${release()}`,
-      agentVersion: AGENT_VERSION,
-    }),
-    client.listWorkspaces(),
-  ]);
-  const workspace =
-    workspaces.find((w) => w.name === options.workspace) ??
-    (await client.createWorkspace({ name: options.workspace }));
-  const policy = policyOfWorkspace(workspace.name, workspace.policy);
-  // HEAD as the workspace named it, read alongside the lease (a version never changes).
-  const headRead = workspace.headVersionId
-    ? client.getVersion(workspace.id, workspace.headVersionId)
-    : Promise.resolve(null);
-  headRead.catch(() => undefined); // awaited below once the lease is held
-  // So is the key of this PC's cache of the user's objects, when the PC keeps one.
-  const keyRead = (await home.readDevicePreferences()).keepCache
-    ? client.deviceCacheKey(device.id).then((answer) => answer.key)
-    : Promise.resolve(undefined);
-  keyRead.catch(() => undefined);
-  let lease;
+  // One request: sign-in, this PC, the workspace (made if new), the lease, HEAD and the cache key.
+  const preferences = await home.readDevicePreferences();
+  let gather: PcLoginResponse;
   try {
-    lease = options.takeOver
-      ? await client.takeOverLease(workspace.id, device.id)
-      : await client.acquireLease(workspace.id, device.id);
+    gather = await signIn(client, options, () =>
+      client.pcLogin({
+        username: options.user,
+        password: options.password,
+        device: {
+          machineId: home.machineId(),
+          name: options.deviceName,
+          os: `${platform()} ${release()}`,
+          agentVersion: AGENT_VERSION,
+        },
+        workspace: options.workspace,
+        takeOver: options.takeOver,
+        cacheKey: preferences.keepCache,
+      }),
+    );
   } catch (error) {
     if (error instanceof ApiError && error.code === 'lease_held') {
       const holder = holderOf(error);
       throw new AgentError(
-        `workspace "${workspace.name}" is in use on ${holder ? `"${holder.name}" since ${holder.since}` : 'another PC'}; ` +
+        `workspace "${options.workspace}" is in use on ${holder ? `"${holder.name}" since ${holder.since}` : 'another PC'}; ` +
           'log out there, or use --take-over (that PC keeps its unsynced changes as a conflict version)',
         EXIT.inUse,
       );
     }
     throw error;
   }
+  const { device, workspace, lease, head } = gather;
   let namespace: SessionRecord['namespace'];
   let daemon: StartedDaemon | undefined;
   try {
-    const head = await headRead;
+    const policy = policyOfWorkspace(workspace.name, workspace.policy);
     const gathered = performance.now();
 
     // What a login cut short left behind (no session record was written) is not anyone's work.
     await home.wipeSession();
     await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
     // Started now, the daemon loads while the workspace is restored; it waits for session.json.
-    daemon = spareDaemon ? spareDaemon() : spawnDaemon(home, { early: true });
-    const cacheKey = await keyRead;
-    if (cacheKey) await loadCache(home, device.ownerId, cacheKey);
+    daemon = helpers.daemon ? helpers.daemon() : spawnDaemon(home, { early: true });
+    if (gather.cacheKey) await loadCache(home, device.ownerId, gather.cacheKey);
     const repo = await LocalRepository.open(home.objectsDir);
     let fetched = { objects: 0, bytes: 0, fileBytes: 0 };
     if (head) fetched = await fetchFromServer(client, workspace.id, repo, head.rootTree, options.quiet);
     const fetchedAt = performance.now();
+    // In memory unless this PC says otherwise or the image is big for it (layers.ts).
+    const place = chooseLayersPlace(preferences.layers, fetched.fileBytes);
+    const workspaceDir = workspaceIn(await claimLayersRoot(home, place));
 
     // Isolated, the files the image says are the user's are restored as theirs (their id inside).
     const owner =
       builder && head ? await identityInImage(repo, head.rootTree, policy, options.user) : undefined;
     const ownership = owner ? { sessionUid: owner.uid, sessionGid: owner.gid } : {};
+    const progress = new Progress('restoring', 'bytes', process.stderr, options.quiet);
     let restored = { entries: 0, bytes: 0 };
-    if (head) {
-      const progress = new Progress('restoring', 'bytes', process.stderr, options.quiet);
-      restored = await materialize(repo, head.rootTree, home.workspaceDir, {
+    const restore = async (part: Pick<MaterializeOptions, 'only' | 'adopt'>) => {
+      if (!head) return;
+      const before = restored.bytes;
+      const done = await materialize(repo, head.rootTree, workspaceDir, {
         mountPoint: IMAGE_MOUNT_POINT,
         ...ownership,
         ...(builder ? OVERLAY_RESTORE_HOOKS : {}),
+        ...part,
+        exclusive: true, // a fresh folder of root's, and no program of the session runs yet
+        inMemory: place === 'memory',
         onProgress: ({ bytes }) => {
-          progress.update(bytes, fetched.fileBytes);
+          progress.update(before + bytes, fetched.fileBytes);
         },
       });
-      progress.done();
+      restored = { entries: restored.entries + done.entries, bytes: before + done.bytes };
+    };
+    // Isolated with the user known, the forwarded folders are mounted as they are restored: the
+    // namespaces are built meanwhile (a bind mount shows what is written after it). What overlays
+    // are made from is written first, whole: an overlay's layers must not change under it.
+    const forwarded = owner ? forwardedRoots(policy, options.user) : [];
+    await restore({ only: (name) => !forwarded.includes(name) });
+    for (const name of forwarded) {
+      const made = await mkdir(join(workspaceDir, name), { mode: 0o700 }).then(
+        () => true,
+        (error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          return false;
+        },
+      );
+      if (made && name === 'home' && owner) await lchown(join(workspaceDir, name), owner.uid, owner.gid);
     }
-    await mkdir(join(home.workspaceDir, 'home'), { recursive: true, mode: 0o700 });
-    const materialized = performance.now();
-
-    // The daemon's snapshot cache and the session's namespaces need nothing of each other.
-    const primed = (async () => {
+    await mkdir(join(workspaceDir, 'home'), { recursive: true, mode: 0o700 });
+    // Resolved once the builder has its plan; its work then runs beside the restore below.
+    const opened = builder
+      ? (await beginNamespace(home, { path: workspaceDir }, policy, options.user, builder)).opened
+      : Promise.resolve(undefined);
+    let materialized = performance.now();
+    // The daemon's snapshot cache is primed once every file is in place.
+    const filled = (async () => {
+      if (forwarded.length > 0) await restore({ only: (name) => forwarded.includes(name), adopt: forwarded });
+      progress.done();
+      materialized = performance.now();
       const cache = head
-        ? await primeSnapshotCache(repo, head.rootTree, home.workspaceDir, {
+        ? await primeSnapshotCache(repo, head.rootTree, workspaceDir, {
             chunker: head.chunker ?? DEFAULT_CHUNKER,
             ...ownership,
           })
         : undefined;
-      if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()));
+      // Not waited onto the disk: without it after a crash, the daemon reads every file once.
+      if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()), false);
     })();
-    const opened = builder
-      ? openNamespace(home, { path: home.workspaceDir }, policy, options.user, builder)
-      : Promise.resolve(undefined);
     // Either failing fails the login; a namespace that was built is then closed below.
-    const settled = await Promise.allSettled([primed, opened]);
+    const settled = await Promise.allSettled([filled, opened]);
     if (settled[1].status === 'fulfilled') namespace = settled[1].value;
     for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+    // The home's own owner came last, from the image: one made without isolation says root's.
+    if (namespace) await claimHome(join(workspaceDir, 'home'), namespace.uid, namespace.gid);
     repo.close();
     const session: SessionRecord = {
       v: 1,
@@ -283,7 +335,7 @@ async function loginWith(
       mode: 'server',
       startedAt: new Date().toISOString(),
       workspace: { id: workspace.id, name: workspace.name },
-      path: home.workspaceDir,
+      path: workspaceDir,
       committed: { versionId: head?.id ?? null, root: head?.rootTree ?? '' },
       policy: { ...policyDocument(policy) },
       ...(namespace ? { namespace } : {}),
@@ -301,8 +353,15 @@ async function loginWith(
     daemon.begin();
     const mounted = performance.now();
 
-    // Waited for: once login returns, every change is written through (the daemon is watching).
-    await daemon.answer();
+    if (helpers.superviseDaemon) {
+      // Its pid is on record at once: a command run before it answers waits for it, not for a new one.
+      const record = JSON.stringify({ pid: daemon.pid, socket: home.socketPath }) + '\n';
+      await writeFileAtomic(home.daemonFile, record, false); // a pid means nothing after a restart
+      helpers.superviseDaemon(daemon.answer());
+    } else {
+      // Waited for: once login returns, every change is written through (the daemon is watching).
+      await daemon.answer();
+    }
     const ready = performance.now();
     return {
       session: session.id,
@@ -347,10 +406,13 @@ function policyOfWorkspace(name: string, override: unknown): EffectivePolicy {
   }
 }
 
-/** Signs in; an answer that is not the API's own says the URL is not a uPC server. */
-async function signIn(client: UpcClient, options: LoginOptions): Promise<void> {
+/**
+ * Signs in with `request`; an answer that is not the API's own says the URL is not a uPC server
+ * (or one older than this agent, without the request).
+ */
+async function signIn<T>(client: UpcClient, options: LoginOptions, request: () => Promise<T>): Promise<T> {
   try {
-    await client.login(options.user, options.password);
+    return await request();
   } catch (error) {
     const foreign =
       (error instanceof ApiError && !error.problem.type && error.status !== 401 && error.status !== 429) ||
@@ -362,8 +424,23 @@ async function signIn(client: UpcClient, options: LoginOptions): Promise<void> {
         EXIT.unreachable,
       );
     }
+    if (error instanceof ApiError && error.status === 404) {
+      throw new AgentError(
+        `${options.server} is a uPC server older than this agent (it has no /auth/pc-login); update the server`,
+        EXIT.unreachable,
+      );
+    }
     throw error;
   }
+}
+
+/** Whether a session on this PC is the one a login asks for (its user and workspace, on a server). */
+function sameLogin(session: SessionRecord, options: LoginOptions): boolean {
+  return (
+    session.mode === 'server' &&
+    session.server?.username === options.user &&
+    session.workspace.name === options.workspace
+  );
 }
 
 async function resume(
@@ -373,11 +450,7 @@ async function resume(
   options: LoginOptions,
   started: number,
 ): Promise<LoginReport> {
-  if (
-    session.mode !== 'server' ||
-    session.server?.username !== options.user ||
-    session.workspace.name !== options.workspace
-  ) {
+  if (!sameLogin(session, options) || !session.server) {
     throw new AgentError(
       `this PC already has a session (${session.server?.username ?? session.file ?? '?'}, workspace "${session.workspace.name}"); run upc logout first`,
       EXIT.inUse,
@@ -416,6 +489,21 @@ function enterRecipe(ns: NamespaceRecord, session: SessionRecord): NonNullable<L
     ...enterCommand(ns, { uid: ns.uid, gid: ns.gid, cwd: ns.home }),
     env: sessionEnvironment(ns, false, session),
   };
+}
+
+/**
+ * The image's root folders that hold only forwarded layers (`home`, `opt`, `usr-local` by default),
+ * none of which an overlay is made from.
+ */
+function forwardedRoots(policy: Policy, user: string): string[] {
+  const saved = layers(policy, { user });
+  const rootOf = (name: string) => name.split('/')[0] ?? name;
+  const overlaid = new Set(
+    saved.filter((layer) => layer.kind !== 'forward').map((layer) => rootOf(layer.name)),
+  );
+  return [
+    ...new Set(saved.filter((layer) => layer.kind === 'forward').map((layer) => rootOf(layer.name))),
+  ].filter((name) => !overlaid.has(name));
 }
 
 function ms(value: number): number {
@@ -501,6 +589,8 @@ function daemonEnvironment(): NodeJS.ProcessEnv {
 
 /** A daemon process started; `answer` waits until it serves its socket. */
 export interface StartedDaemon {
+  /** Its process id (0 if it could not be started). */
+  readonly pid: number;
   /** The session is written: a spare daemon starts on it now (an early one finds it alone). */
   begin(): void;
   /**
@@ -544,6 +634,7 @@ export function spawnDaemon(
   });
   child.unref();
   return {
+    pid: child.pid ?? 0,
     begin: () => {
       started.begun = true;
       child.stdin?.end('begin\n');
@@ -657,6 +748,25 @@ export function notDurable(status: number, body: DaemonStatus): AgentError {
   );
 }
 
+/** Moves a folder, also from memory to disk (a copy that keeps everything, then a removal). */
+async function moveFolder(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+  }
+  // cp -a keeps what Node's copy does not: overlay whiteouts (devices), owners, links as they are.
+  const copy = spawnSync('cp', ['-a', '--', from, to], { encoding: 'utf8' });
+  if (copy.status !== 0) {
+    await rm(to, { recursive: true, force: true });
+    throw new AgentError(
+      `cannot keep the session's files in ${to}: ${copy.stderr.trim() || copy.error?.message || 'cp failed'}`,
+    );
+  }
+  await rm(from, { recursive: true, force: true });
+}
+
 export interface LogoutReport {
   session: string;
   workspace: { id: string; name: string };
@@ -706,7 +816,7 @@ export async function logout(
       `${current.workspace.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`,
     );
     await mkdir(join(kept, '..'), { recursive: true, mode: 0o700 });
-    await rename(current.path, kept);
+    await moveFolder(current.path, kept);
   }
   if (current.mode === 'server' && current.server) {
     const client = new UpcClient({ baseUrl: current.server.url, token: current.server.token });

@@ -17,6 +17,9 @@ import { AgentError } from './exit-codes.js';
  *   session/snapshot.json    the snapshot cache, so a restarted daemon reads only what changed
  *   session/daemon.json      the running daemon's pid and socket; absent after a clean stop
  *   session/daemon.log       what the daemon did
+ *
+ * A session's layers may instead be kept in memory (`memoryLayersDir`, a folder of /dev/shm that is
+ * root's alone): `session.json`'s `path` says where they are; see `layers.ts`.
  */
 export class AgentHome {
   constructor(readonly dir: string) {}
@@ -44,6 +47,17 @@ export class AgentHome {
   }
   get daemonLog(): string {
     return join(this.sessionDir, 'daemon.log');
+  }
+  /**
+   * Where a session's layers go when they are kept in memory: named after this home, so a wipe
+   * finds them with no session record (a login cut short).
+   */
+  get memoryLayersDir(): string {
+    return join('/dev/shm', `upc-layers-${createHash('sha256').update(this.dir).digest('hex').slice(0, 16)}`);
+  }
+  /** The journal: the last snapshot of the layers stored in `objects/`, committed or not. */
+  get journalFile(): string {
+    return join(this.sessionDir, 'journal.json');
   }
   cacheDir(userId: string): string {
     return join(this.dir, 'cache', userId);
@@ -135,6 +149,8 @@ export class AgentHome {
 
   async wipeSession(): Promise<void> {
     await rm(this.sessionDir, { recursive: true, force: true, maxRetries: 3 });
+    if (process.platform === 'linux')
+      await rm(this.memoryLayersDir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 
@@ -144,6 +160,11 @@ const DeviceRecord = z.object({ machineId: z.string().min(1) });
 export const DevicePreferences = z.object({
   /** Keep the object cache, encrypted with a key only the user's session gets, for a fast re-login. */
   keepCache: z.boolean().default(false),
+  /**
+   * Where sessions' layers are restored: `memory` (a folder of /dev/shm), `disk` (the agent's
+   * home), or `auto`: memory when /dev/shm has room for four times the image (see `layers.ts`).
+   */
+  layers: z.enum(['auto', 'memory', 'disk']).default('auto'),
 });
 export type DevicePreferences = z.infer<typeof DevicePreferences>;
 
@@ -213,14 +234,17 @@ export function newSessionId(): string {
   return randomUUID();
 }
 
-/** Writes a file so that a crash leaves either the old or the new content, never a mix. */
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
+/**
+ * Writes a file so that a crash leaves either the old or the new content, never a mix. `durable`
+ * false skips the wait for the disk, for a file that means nothing after a restart.
+ */
+export async function writeFileAtomic(path: string, content: string, durable = true): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true, mode: 0o700 });
   const temporary = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   const handle = await open(temporary, 'w', 0o600);
   try {
     await handle.writeFile(content);
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }

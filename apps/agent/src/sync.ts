@@ -1,5 +1,12 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { DEFAULT_CHUNKER, type LocalRepository, SnapshotCache, snapshot } from '@upc/image';
+import {
+  DEFAULT_CHUNKER,
+  type LocalRepository,
+  SnapshotCache,
+  type SnapshotResult,
+  snapshot,
+} from '@upc/image';
 import { excludeMatcher } from '@upc/policy';
 import { isOpaqueFolder } from './namespace.js';
 import { newObjects } from './objects.js';
@@ -47,6 +54,8 @@ export class Syncer {
   private offlineSince: string | null = null;
   private signedOut = false;
   private cacheSavedAt = 0;
+  /** The root the journal names (written after each snapshot that differs). */
+  private journalRoot: string | undefined;
   /** Set when the daemon before this one died: the first commit is then a `recovery` version. */
   recovering = false;
   /** The `recovery` version this daemon committed, if it did. */
@@ -159,33 +168,42 @@ export class Syncer {
     const hints = this.hints;
     this.hints = new Set();
     this.fullScan = false;
-    let result;
-    try {
-      result = await snapshot(this.home.workspaceDir, this.repo, {
-        cache: this.cache,
-        ...(full ? {} : { changed: hints }),
-        exclude: this.isExcluded,
-        // Isolated, the layers hold the ids of the session's own users; overlay folders may be opaque.
-        ...(this.session.namespace
-          ? {
-              sessionUid: this.session.namespace.uid,
-              sessionGid: this.session.namespace.gid,
-              isOpaque: isOpaqueFolder,
-            }
-          : {}),
-        onSkip: (path, reason) => {
-          this.log(`not saved: ${path}: ${reason}`);
-        },
-        // Still being written: its last whole state is kept, and it is looked at again next time.
-        onUnstable: (path) => {
-          this.hints.add(path);
-        },
-      });
-    } catch (error) {
-      // Nothing was recorded: look at these paths again next time.
-      for (const path of hints) this.hints.add(path);
-      this.fullScan ||= full;
-      throw error;
+    let result: SnapshotResult;
+    if (!existsSync(this.session.path)) {
+      // The layers were in memory and the PC restarted: what the journal names is all there is.
+      result = await this.journaled();
+    } else
+      try {
+        result = await snapshot(this.session.path, this.repo, {
+          cache: this.cache,
+          ...(full ? {} : { changed: hints }),
+          exclude: this.isExcluded,
+          // Isolated, the layers hold the ids of the session's own users; overlay folders may be opaque.
+          ...(this.session.namespace
+            ? {
+                sessionUid: this.session.namespace.uid,
+                sessionGid: this.session.namespace.gid,
+                isOpaque: isOpaqueFolder,
+              }
+            : {}),
+          onSkip: (path, reason) => {
+            this.log(`not saved: ${path}: ${reason}`);
+          },
+          // Still being written: its last whole state is kept, and it is looked at again next time.
+          onUnstable: (path) => {
+            this.hints.add(path);
+          },
+        });
+      } catch (error) {
+        // Nothing was recorded: look at these paths again next time.
+        for (const path of hints) this.hints.add(path);
+        this.fullScan ||= full;
+        throw error;
+      }
+    if (existsSync(this.session.path) && result.root !== this.journalRoot) {
+      // The snapshot's objects are on disk (the store syncs them): naming its root makes it last.
+      await writeFileAtomic(this.home.journalFile, JSON.stringify(result));
+      this.journalRoot = result.root;
     }
     this.pendingBytes += result.stats.bytesRead;
     const committed = this.session.committed;
@@ -246,6 +264,24 @@ export class Syncer {
     });
   }
 
+  /**
+   * The last snapshot the journal names, when the session's layers are gone (they were in memory
+   * and the PC restarted). Without one, nothing was changed since the last commit.
+   */
+  private async journaled(): Promise<SnapshotResult> {
+    const journal = await readFile(this.home.journalFile, 'utf8')
+      .then((text) => JSON.parse(text) as SnapshotResult)
+      .catch(() => undefined);
+    if (journal && this.repo.has(journal.root)) {
+      this.log(`the session's files are gone (${this.session.path}); its journal names ${journal.root}`);
+      return journal;
+    }
+    // No snapshot since the last commit: that commit is everything there is.
+    const { root } = this.session.committed;
+    if (!root) throw new LayersGoneError(this.session.path, this.session.committed.versionId);
+    return { root, chunker: this.cache.chunker ?? DEFAULT_CHUNKER, stats: NOTHING_READ };
+  }
+
   /** Saves the snapshot cache, at most every few seconds unless `now`. */
   async saveCache(now: boolean): Promise<void> {
     if (!now && Date.now() - this.cacheSavedAt < 5000) return;
@@ -256,4 +292,29 @@ export class Syncer {
 
 function elapsed(since: string): string {
   return `${Math.round((Date.now() - Date.parse(since)) / 1000)} s`;
+}
+
+const NOTHING_READ = {
+  files: 0,
+  dirs: 0,
+  symlinks: 0,
+  whiteouts: 0,
+  bytes: 0,
+  filesRead: 0,
+  bytesRead: 0,
+  dirsRead: 0,
+  unstable: 0,
+};
+
+/** The session's layers are gone, and it never committed anything: there is nothing to save. */
+export class LayersGoneError extends Error {
+  override name = 'LayersGoneError';
+  constructor(
+    readonly path: string,
+    readonly committed: string | null,
+  ) {
+    super(
+      `the session's files are gone (${path}: the PC restarted while they were in memory) and it had saved nothing (version ${committed ?? 'none'})`,
+    );
+  }
 }

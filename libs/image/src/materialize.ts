@@ -6,6 +6,7 @@ import {
   fchownSync,
   futimesSync,
   open as openCallback,
+  openSync,
   realpathSync,
   rmSync,
   writeSync,
@@ -80,6 +81,27 @@ export interface MaterializeOptions {
   writeWhiteout?: (absolutePath: string) => Promise<void>;
   /** Marks a folder overlayfs-opaque; the Linux driver supplies this. */
   setOpaque?: (absolutePath: string) => Promise<void>;
+  /**
+   * Restores only these entries of the root (a restore in parts: the target may then hold other
+   * entries, but none of these unless `adopt` names it).
+   */
+  only?: (name: string) => boolean;
+  /**
+   * Root folders the caller made ahead, empty (to mount them before their content is written):
+   * restored into, their recorded owner and mode applied at the end, instead of being made.
+   */
+  adopt?: readonly string[];
+  /**
+   * No one else can write into the target while it is restored (a fresh session folder no program
+   * runs in yet): folders are not checked again before each file goes in. A restore into a folder
+   * someone else may be changing leaves this off.
+   */
+  exclusive?: boolean;
+  /**
+   * The target is in memory (a tmpfs): small files are created with direct calls. Creating one
+   * there takes microseconds, less than handing the call to the thread pool and back.
+   */
+  inMemory?: boolean;
 }
 
 /** A restore refused because the image is hostile or broken; nothing is written outside the target. */
@@ -107,7 +129,7 @@ export async function materialize(
 ): Promise<MaterializeResult> {
   await mkdir(target, { recursive: true, mode: 0o700 });
   const real = await realpath(target);
-  if ((await readdir(real)).length > 0) throw new RestoreError(`${target} is not empty`);
+  await checkTarget(real, target, options);
   const run = new Restore(reader, real, options);
   try {
     const root = await run.loadTree(rootTree, '');
@@ -118,6 +140,25 @@ export async function materialize(
   }
   await run.finish();
   return { entries: run.entries, bytes: run.bytes };
+}
+
+/** The target must be empty, or (a restore in parts) hold none of its entries but adopted folders. */
+async function checkTarget(real: string, target: string, options: MaterializeOptions): Promise<void> {
+  const present = await readdir(real);
+  const only = options.only;
+  if (!only) {
+    if (present.length > 0) throw new RestoreError(`${target} is not empty`);
+    return;
+  }
+  for (const name of present) {
+    if (!only(name)) continue;
+    const stats = await lstat(join(real, name));
+    const adoptable =
+      options.adopt?.includes(name) === true &&
+      stats.isDirectory() &&
+      (await readdir(join(real, name))).length === 0;
+    if (!adoptable) throw new RestoreError(`${join(target, name)} is already there`);
+  }
 }
 
 class Restore {
@@ -156,6 +197,7 @@ class Restore {
     if (depth > this.limits.maxDepth)
       throw new RestoreError(`${path}: nested deeper than ${this.limits.maxDepth} folders`);
     for (const entry of entries) {
+      if (depth === 0 && this.options.only?.(entry.name) === false) continue;
       const childPath = path === '' ? entry.name : `${path}/${entry.name}`;
       if (this.failure !== undefined) throw this.failure;
       this.entries++;
@@ -165,7 +207,10 @@ class Restore {
       switch (entry.type) {
         case 'dir': {
           const absolute = this.inside(path, entry.name);
-          await mkdir(absolute, { mode: 0o700 });
+          const adopted = depth === 0 && this.options.adopt?.includes(entry.name) === true;
+          await mkdir(absolute, { mode: 0o700 }).catch((error: unknown) => {
+            if (!adopted || (error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          });
           if (!(await lstat(absolute)).isDirectory())
             throw new RestoreError(`${childPath}: is not the folder just made`);
           if (entry.opaque) await this.special('setOpaque', absolute, childPath);
@@ -275,7 +320,10 @@ class Restore {
    */
   private async writeWhole(entry: FileEntry, parent: string, parts: readonly Buffer[]): Promise<void> {
     const path = this.inside(parent, entry.name);
-    const fd = await openFd(path, CREATE_FLAGS, 0o600);
+    const fd =
+      this.options.inMemory === true
+        ? openSync(path, CREATE_FLAGS, 0o600)
+        : await openFd(path, CREATE_FLAGS, 0o600);
     try {
       for (const part of parts) writeSync(fd, part);
       if (this.chown) fchownSync(fd, this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
@@ -359,6 +407,7 @@ class Restore {
    */
   private inside(parent: string, name?: string): string {
     const expected = parent === '' ? this.root : join(this.root, parent);
+    if (this.options.exclusive === true) return name === undefined ? expected : join(expected, name);
     let actual: string | undefined;
     try {
       actual = realpathSync.native(expected);

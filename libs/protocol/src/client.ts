@@ -49,6 +49,16 @@ export class UpcClient {
     this.token = answer.token;
     return answer;
   }
+  /**
+   * An agent's login in one request: sign-in, device, workspace (created if missing), lease and HEAD.
+   * Keeps the answer's token like `login`; a failing step throws that step's ApiError, and the server
+   * issued no token for it.
+   */
+  async pcLogin(body: S.PcLoginRequest): Promise<S.PcLoginResponse> {
+    const answer = await this.json('POST', '/auth/pc-login', S.PcLoginResponse, body);
+    this.token = answer.token;
+    return answer;
+  }
   logout = () => this.empty('POST', '/auth/logout');
   me = () => this.json('GET', '/auth/me', S.User);
 

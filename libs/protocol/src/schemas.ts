@@ -177,6 +177,30 @@ export const AcquireLeaseRequest = z.object({
 });
 export const RenewLeaseRequest = z.object({ deviceId: Id, fencingToken: FencingToken });
 
+/**
+ * `POST /auth/pc-login`: an agent's whole login in one request. The server signs in like
+ * `/auth/login`, registers `device` like `POST /devices`, finds the user's workspace named
+ * `workspace` (creating it like `POST /workspaces`), takes its lease (`takeOver`: even from another
+ * device) and reads HEAD; the token exists only when every step succeeded.
+ */
+export const PcLoginRequest = LoginRequest.extend({
+  device: RegisterDeviceRequest,
+  workspace: WorkspaceName,
+  takeOver: z.boolean().default(false),
+  /** Also answer the device's cache key, as `POST /devices/:id/cache-key` gives it. */
+  cacheKey: z.boolean().default(false),
+  leaseTtlSeconds: AcquireLeaseRequest.shape.ttlSeconds,
+});
+export const PcLoginResponse = LoginResponse.extend({
+  device: Device,
+  workspace: Workspace,
+  lease: Lease,
+  /** The HEAD version; null for a workspace nothing was committed to yet. */
+  head: Version.nullable(),
+  /** Null unless the request asked for it. */
+  cacheKey: CacheKey.shape.key.nullable(),
+});
+
 export const AuditEvent = z.object({
   id: z.string(),
   at: Timestamp,
@@ -283,6 +307,8 @@ export type Version = z.infer<typeof Version>;
 export type CommitRequest = z.input<typeof CommitRequest>;
 export type Lease = z.infer<typeof Lease>;
 export type LeaseHolder = z.infer<typeof LeaseHolder>;
+export type PcLoginRequest = z.input<typeof PcLoginRequest>;
+export type PcLoginResponse = z.infer<typeof PcLoginResponse>;
 export type AuditEvent = z.infer<typeof AuditEvent>;
 export type AuditQuery = z.input<typeof AuditQuery>;
 /** What a client sends to page a list (the schemas coerce the query string's text to numbers). */

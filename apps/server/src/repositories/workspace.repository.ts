@@ -19,6 +19,9 @@ export class WorkspaceRepository {
   constructor(@Inject(DATABASE) private readonly db: Database) {}
 
   findById = (id: string) => this.db.workspace.findUnique({ where: { id } });
+  /** Names are unique per owner, and compared exactly (case included), as the unique index does. */
+  findByName = (ownerId: string, name: string) =>
+    this.db.workspace.findUnique({ where: { ownerId_name: { ownerId, name } } });
 
   /**
    * Workspaces by name (then age and id, so that pages are stable), of one owner if given, whose name

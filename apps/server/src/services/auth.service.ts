@@ -7,7 +7,7 @@ import { ApiException } from '../errors.js';
 import { LoginAttemptRepository } from '../repositories/login-attempt.repository.js';
 import { TokenRepository } from '../repositories/token.repository.js';
 import { CONFIG } from '../repositories/tokens.js';
-import { UserRepository } from '../repositories/user.repository.js';
+import { UserRepository, type UserRow } from '../repositories/user.repository.js';
 import { AuditService } from './audit.service.js';
 import { toUser } from './dto.js';
 import { decoyHash, hashToken, newToken, verifyPassword } from './secrets.js';
@@ -25,6 +25,57 @@ export class AuthService {
   ) {}
 
   async login(username: string, password: string, address: string): Promise<LoginResponse> {
+    const user = await this.verifyCredentials(username, password, address);
+    return this.issueToken(user, address, randomUUID());
+  }
+
+  /**
+   * Signs in like `login`, then does `work` as the signed-in user before any token exists. The token
+   * is issued (and the sign-in audited) last, only once `work` succeeded: when it throws, its error is
+   * the answer and there is no token to revoke, not even for a moment. `work`'s actor carries the id
+   * the token will have.
+   */
+  async loginWith<T>(
+    username: string,
+    password: string,
+    address: string,
+    work: (actor: Actor) => Promise<T>,
+  ): Promise<{ session: LoginResponse; result: T }> {
+    const user = await this.verifyCredentials(username, password, address);
+    const tokenId = randomUUID();
+    const result = await work(actorOf(user, tokenId, address));
+    return { session: await this.issueToken(user, address, tokenId), result };
+  }
+
+  async logout(actor: Actor): Promise<void> {
+    await this.tokens.revoke(actor.tokenId);
+    await this.audit.record(actor, { action: 'auth.logout', targetType: 'user', targetId: actor.id });
+  }
+
+  /** The actor behind a bearer token; 401 when it is unknown, revoked or expired, 403 when its user is disabled. */
+  async authenticate(token: string | undefined, address: string): Promise<Actor> {
+    if (!token) throw new ApiException('unauthenticated', 'send "Authorization: Bearer <token>"');
+    const row = await this.tokens.findByHash(hashToken(token));
+    const now = new Date();
+    if (!row || row.revokedAt !== null || row.expiresAt <= now) throw new ApiException('token_revoked');
+    if (row.user.disabled) throw new ApiException('user_disabled');
+    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
+      await this.tokens.touch(row.id, now);
+    }
+    return actorOf(row.user, row.id, address);
+  }
+
+  async me(actor: Actor): Promise<User> {
+    const user = await this.users.findById(actor.id);
+    if (!user) throw new ApiException('token_revoked');
+    return toUser(user);
+  }
+
+  /**
+   * The user whose password this is, for a sign-in from `address`: 429 while the rate limit holds,
+   * 401 (counted and audited as a failure) for a wrong username or password, 403 for a disabled user.
+   */
+  private async verifyCredentials(username: string, password: string, address: string): Promise<UserRow> {
     const name = username.toLowerCase();
     await this.enforceRateLimit(name, address);
     const user = await this.users.findByUsername(name);
@@ -43,10 +94,14 @@ export class AuthService {
     }
     if (user.disabled) throw new ApiException('user_disabled');
     await this.attempts.clearForUser(name);
+    return user;
+  }
+
+  private async issueToken(user: UserRow, address: string, tokenId: string): Promise<LoginResponse> {
     const token = newToken();
     const expiresAt = new Date(Date.now() + this.config.tokenTtlMs);
     await this.tokens.create({
-      id: randomUUID(),
+      id: tokenId,
       userId: user.id,
       tokenHash: hashToken(token),
       expiresAt,
@@ -61,30 +116,6 @@ export class AuthService {
       address,
     });
     return { token, expiresAt: expiresAt.toISOString(), user: toUser(user) };
-  }
-
-  async logout(actor: Actor): Promise<void> {
-    await this.tokens.revoke(actor.tokenId);
-    await this.audit.record(actor, { action: 'auth.logout', targetType: 'user', targetId: actor.id });
-  }
-
-  /** The actor behind a bearer token; 401 when it is unknown, revoked or expired, 403 when its user is disabled. */
-  async authenticate(token: string | undefined, address: string): Promise<Actor> {
-    if (!token) throw new ApiException('unauthenticated', 'send "Authorization: Bearer <token>"');
-    const row = await this.tokens.findByHash(hashToken(token));
-    const now = new Date();
-    if (!row || row.revokedAt !== null || row.expiresAt <= now) throw new ApiException('token_revoked');
-    if (row.user.disabled) throw new ApiException('user_disabled');
-    if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() > TOUCH_EVERY_MS) {
-      await this.tokens.touch(row.id, now);
-    }
-    return { id: row.user.id, username: row.user.username, role: row.user.role, tokenId: row.id, address };
-  }
-
-  async me(actor: Actor): Promise<User> {
-    const user = await this.users.findById(actor.id);
-    if (!user) throw new ApiException('token_revoked');
-    return toUser(user);
   }
 
   private async enforceRateLimit(username: string, address: string): Promise<void> {
@@ -110,3 +141,11 @@ export class AuthService {
     );
   }
 }
+
+const actorOf = (user: UserRow, tokenId: string, address: string): Actor => ({
+  id: user.id,
+  username: user.username,
+  role: user.role,
+  tokenId,
+  address,
+});

@@ -6,6 +6,7 @@ import { DeviceService } from './device.service.js';
 import { HealthService } from './health.service.js';
 import { LeaseService } from './lease.service.js';
 import { ObjectService } from './object.service.js';
+import { PcLoginService } from './pc-login.service.js';
 import { RestoreService } from './restore.service.js';
 import { SessionService } from './session.service.js';
 import { StatsService } from './stats.service.js';
@@ -22,6 +23,7 @@ export const services = [
   HealthService,
   LeaseService,
   ObjectService,
+  PcLoginService,
   RestoreService,
   SessionService,
   StatsService,

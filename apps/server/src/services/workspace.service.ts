@@ -72,6 +72,24 @@ export class WorkspaceService {
   }
 
   /**
+   * The id of the actor's own workspace named `name`, created as `create` does (audited) when they
+   * have none. When another sign-in of the same user creates it between the lookup and the insert,
+   * that one is found instead of answering workspace_name_taken.
+   */
+  async ensureOwn(actor: Actor, name: string): Promise<string> {
+    const existing = await this.workspaces.findByName(actor.id, name);
+    if (existing) return existing.id;
+    try {
+      return (await this.create(actor, { name, policy: null })).id;
+    } catch (error) {
+      const lostRace = error instanceof ApiException && error.code === 'workspace_name_taken';
+      const created = lostRace ? await this.workspaces.findByName(actor.id, name) : null;
+      if (!created) throw error;
+      return created.id;
+    }
+  }
+
+  /**
    * Workspaces by name: an admin's of anyone (or of `ownerId`), a user's of their own only; `search`
    * matches the name or the owner's username, `limit` and `offset` take a page (with the total).
    */
