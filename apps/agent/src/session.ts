@@ -61,17 +61,21 @@ export const IMAGE_MOUNT_POINT = '/';
 /** The paper's Table 1: where login time goes. */
 export interface LoginTimings {
   totalMs: number;
-  /** Authenticate, register the PC, find the workspace, take the lease, read HEAD. */
+  /** Authenticate, register the PC, find the workspace, take the lease, read HEAD (one request). */
   gatherMs: number;
-  /** Objects not in the local cache, fetched and verified. */
+  /** The PC's cache opened, and objects not in it fetched and verified. */
   fetchMs: number;
-  /** The saved layers written into the session's folder. */
+  /**
+   * The saved layers written into the session's folder. The forwarded ones are written while the
+   * namespaces are built (isolated, the user's ids known), so this includes most of that build.
+   */
   materializeMs: number;
-  /** The layers made ready for the session: the snapshot cache primed, the namespaces built. */
+  /** What is left of building the namespaces once every file is written, and the session recorded. */
   mountMs: number;
   /**
-   * The session started: its sync daemon up and answering. Through the resident service, its daemon
-   * begun (the service then waits for its answer while the user's programs start).
+   * The session started: the daemon's snapshot cache primed, the daemon up and answering. Through
+   * the resident service, its daemon on record (the service then primes, starts it and waits for
+   * its answer while the user's programs start).
    */
   desktopMs: number;
 }
@@ -308,27 +312,35 @@ async function loginWith(
       ? (await beginNamespace(home, { path: workspaceDir }, policy, options.user, builder)).opened
       : Promise.resolve(undefined);
     let materialized = performance.now();
-    // The daemon's snapshot cache is primed once every file is in place.
-    const filled = (async () => {
+    const restoredAll = (async () => {
       if (forwarded.length > 0) await restore({ only: (name) => forwarded.includes(name), adopt: forwarded });
       progress.done();
       materialized = performance.now();
-      const cache = head
-        ? await primeSnapshotCache(repo, head.rootTree, workspaceDir, {
-            chunker: head.chunker ?? DEFAULT_CHUNKER,
-            ...ownership,
-          })
-        : undefined;
-      // Not waited onto the disk: without it after a crash, the daemon reads every file once.
-      if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()), false);
     })();
+    // The daemon's snapshot cache, primed once every file is in place. It takes a file for the
+    // image's only if its size and mtime are the image's, so it may run while the session's
+    // programs start: a file they change is not taken for the one restored.
+    const primed = restoredAll
+      .then(async () => {
+        const cache = head
+          ? await primeSnapshotCache(repo, head.rootTree, workspaceDir, {
+              chunker: head.chunker ?? DEFAULT_CHUNKER,
+              ...ownership,
+            })
+          : undefined;
+        // Not waited onto the disk: without it after a crash, the daemon reads every file once.
+        if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()), false);
+      })
+      .finally(() => {
+        repo.close();
+      });
+    primed.catch(() => undefined); // awaited below, or by the service
     // Either failing fails the login; a namespace that was built is then closed below.
-    const settled = await Promise.allSettled([filled, opened]);
+    const settled = await Promise.allSettled([restoredAll, opened]);
     if (settled[1].status === 'fulfilled') namespace = settled[1].value;
     for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
     // The home's own owner came last, from the image: one made without isolation says root's.
     if (namespace) await claimHome(join(workspaceDir, 'home'), namespace.uid, namespace.gid);
-    repo.close();
     const session: SessionRecord = {
       v: 1,
       id: newSessionId(),
@@ -350,17 +362,27 @@ async function loginWith(
       },
     };
     await home.writeSession(session);
-    daemon.begin();
     const mounted = performance.now();
-
+    // The daemon starts on the session once its snapshot cache is written.
+    const begun = daemon;
+    const answered = primed.then(
+      () => {
+        begun.begin();
+        return begun.answer();
+      },
+      (error: unknown) => {
+        begun.kill();
+        throw error;
+      },
+    );
     if (helpers.superviseDaemon) {
       // Its pid is on record at once: a command run before it answers waits for it, not for a new one.
       const record = JSON.stringify({ pid: daemon.pid, socket: home.socketPath }) + '\n';
       await writeFileAtomic(home.daemonFile, record, false); // a pid means nothing after a restart
-      helpers.superviseDaemon(daemon.answer());
+      helpers.superviseDaemon(answered);
     } else {
       // Waited for: once login returns, every change is written through (the daemon is watching).
-      await daemon.answer();
+      await answered;
     }
     const ready = performance.now();
     return {
@@ -809,7 +831,11 @@ export async function logout(
   for (let waited = 0; waited < 15_000 && alive(daemonPid); waited += 50) await sleep(50);
   const current = (await home.readSession()) ?? session;
   let kept: string | null = null;
-  if (options.keepLocal) {
+  if (options.keepLocal && !existsSync(current.path)) {
+    // In memory and the PC restarted: what they held is in the logout version, nothing to keep here.
+    if (options.quiet !== true)
+      process.stderr.write(`upc: nothing kept on this PC: the session's files are gone (${current.path})\n`);
+  } else if (options.keepLocal) {
     kept = join(
       home.dir,
       'kept',

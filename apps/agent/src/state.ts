@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { AgentError } from './exit-codes.js';
 
@@ -22,7 +22,19 @@ import { AgentError } from './exit-codes.js';
  * root's alone): `session.json`'s `path` says where they are; see `layers.ts`.
  */
 export class AgentHome {
-  constructor(readonly dir: string) {}
+  /** The home's one spelling (absolute, links resolved): names derived from it must not vary. */
+  readonly dir: string;
+
+  constructor(dir: string) {
+    const absolute = resolve(dir);
+    let real = absolute;
+    try {
+      real = realpathSync(absolute);
+    } catch {
+      // not made yet: the first command makes it where it was named
+    }
+    this.dir = real;
+  }
 
   get deviceFile(): string {
     return join(this.dir, 'device.json');
@@ -148,6 +160,12 @@ export class AgentHome {
   }
 
   async wipeSession(): Promise<void> {
+    // The layers the session record names, wherever they are (in memory, they are outside it).
+    const layers = await readFile(this.sessionFile, 'utf8')
+      .then((text) => dirname((JSON.parse(text) as { path?: unknown }).path as string))
+      .catch(() => undefined);
+    if (layers?.startsWith('/dev/shm/upc-layers-'))
+      await rm(layers, { recursive: true, force: true, maxRetries: 3 });
     await rm(this.sessionDir, { recursive: true, force: true, maxRetries: 3 });
     if (process.platform === 'linux')
       await rm(this.memoryLayersDir, { recursive: true, force: true, maxRetries: 3 });

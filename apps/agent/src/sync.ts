@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import {
   DEFAULT_CHUNKER,
+  hashTree,
   type LocalRepository,
   SnapshotCache,
   type SnapshotResult,
@@ -276,9 +277,15 @@ export class Syncer {
       this.log(`the session's files are gone (${this.session.path}); its journal names ${journal.root}`);
       return journal;
     }
-    // No snapshot since the last commit: that commit is everything there is.
-    const { root } = this.session.committed;
-    if (!root) throw new LayersGoneError(this.session.path, this.session.committed.versionId);
+    // No snapshot since the last commit: that commit is everything there is. A session that never
+    // committed had an empty workspace, and that is what it leaves.
+    let { root } = this.session.committed;
+    if (!root) {
+      const empty = hashTree({ entries: [] });
+      root = await this.repo.write(empty.bytes, empty.hash);
+      await this.repo.flush();
+    }
+    this.log(`the session's files are gone (${this.session.path}); nothing was snapshotted since ${root}`);
     return { root, chunker: this.cache.chunker ?? DEFAULT_CHUNKER, stats: NOTHING_READ };
   }
 
@@ -305,16 +312,3 @@ const NOTHING_READ = {
   dirsRead: 0,
   unstable: 0,
 };
-
-/** The session's layers are gone, and it never committed anything: there is nothing to save. */
-export class LayersGoneError extends Error {
-  override name = 'LayersGoneError';
-  constructor(
-    readonly path: string,
-    readonly committed: string | null,
-  ) {
-    super(
-      `the session's files are gone (${path}: the PC restarted while they were in memory) and it had saved nothing (version ${committed ?? 'none'})`,
-    );
-  }
-}

@@ -77,8 +77,12 @@ export class AuthService {
    */
   private async verifyCredentials(username: string, password: string, address: string): Promise<UserRow> {
     const name = username.toLowerCase();
-    await this.enforceRateLimit(name, address);
-    const user = await this.users.findByUsername(name);
+    // Both are reads: the user is looked up while the limit is checked (a limited one is refused
+    // before any password is hashed).
+    const [, user] = await Promise.all([
+      this.enforceRateLimit(name, address),
+      this.users.findByUsername(name),
+    ]);
     const valid = await verifyPassword(user?.passwordHash ?? (await decoyHash()), password);
     if (!user || !valid) {
       await this.attempts.record(name, address);
@@ -100,21 +104,23 @@ export class AuthService {
   private async issueToken(user: UserRow, address: string, tokenId: string): Promise<LoginResponse> {
     const token = newToken();
     const expiresAt = new Date(Date.now() + this.config.tokenTtlMs);
-    await this.tokens.create({
-      id: tokenId,
-      userId: user.id,
-      tokenHash: hashToken(token),
-      expiresAt,
-      address,
-    });
-    // Signed in, the user is the one who did it.
-    await this.audit.record(null, {
-      action: 'auth.login',
-      actorId: user.id,
-      targetType: 'user',
-      targetId: user.id,
-      address,
-    });
+    await Promise.all([
+      this.tokens.create({
+        id: tokenId,
+        userId: user.id,
+        tokenHash: hashToken(token),
+        expiresAt,
+        address,
+      }),
+      // Signed in, the user is the one who did it.
+      this.audit.record(null, {
+        action: 'auth.login',
+        actorId: user.id,
+        targetType: 'user',
+        targetId: user.id,
+        address,
+      }),
+    ]);
     return { token, expiresAt: expiresAt.toISOString(), user: toUser(user) };
   }
 
