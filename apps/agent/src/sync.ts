@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import {
   DEFAULT_CHUNKER,
+  emptySnapshotStats,
   hashTree,
   type LocalRepository,
   SnapshotCache,
@@ -286,7 +287,7 @@ export class Syncer {
       await this.repo.flush();
     }
     this.log(`the session's files are gone (${this.session.path}); nothing was snapshotted since ${root}`);
-    return { root, chunker: this.cache.chunker ?? DEFAULT_CHUNKER, stats: NOTHING_READ };
+    return { root, chunker: this.cache.chunker ?? DEFAULT_CHUNKER, stats: emptySnapshotStats() };
   }
 
   /** Saves the snapshot cache, at most every few seconds unless `now`. */
@@ -300,15 +301,3 @@ export class Syncer {
 function elapsed(since: string): string {
   return `${Math.round((Date.now() - Date.parse(since)) / 1000)} s`;
 }
-
-const NOTHING_READ = {
-  files: 0,
-  dirs: 0,
-  symlinks: 0,
-  whiteouts: 0,
-  bytes: 0,
-  filesRead: 0,
-  bytesRead: 0,
-  dirsRead: 0,
-  unstable: 0,
-};

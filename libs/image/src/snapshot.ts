@@ -222,8 +222,9 @@ export async function snapshot(
   return { root: top.hash, chunker, stats: { ...run.stats, ...top.totals } };
 }
 
-class SnapshotRun {
-  readonly stats: SnapshotStats = {
+/** Stats of a snapshot that has read nothing yet. */
+export function emptySnapshotStats(): SnapshotStats {
+  return {
     files: 0,
     dirs: 0,
     symlinks: 0,
@@ -234,6 +235,10 @@ class SnapshotRun {
     dirsRead: 0,
     unstable: 0,
   };
+}
+
+class SnapshotRun {
+  readonly stats: SnapshotStats = emptySnapshotStats();
   private readonly reads: ReturnType<typeof limiter>;
   private readonly uid: number;
   private readonly gid: number;
