@@ -25,7 +25,7 @@ const TMPFS_MAGIC = 0x01021994;
 const MEMORY_SHARE = 4;
 
 /** The folder for a place: the layers go in its `workspace` folder, overlay work folders beside. */
-export function layersRoot(home: AgentHome, place: LayersPlace): string {
+function layersRoot(home: AgentHome, place: LayersPlace): string {
   return place === 'memory' ? home.memoryLayersDir : home.sessionDir;
 }
 

@@ -153,21 +153,20 @@ export async function startService(home: AgentHome, settings: Settings): Promise
    * The session's daemon is waited for here, not by the person logging in. One that fails to
    * answer is replaced by a recovering one, which commits whatever the session wrote meanwhile.
    */
-  const supervise = (answer: Promise<unknown>): Promise<void> =>
-    answer.then(
-      () => undefined,
-      async (error: unknown) => {
-        log(`the session's daemon did not start (${messageOf(error)}); starting another`);
-        await ensureDaemon(home).then(
-          () => {
-            log("the session's daemon was restarted");
-          },
-          (again: unknown) => {
-            log(`the session's daemon could not be restarted: ${messageOf(again)}`);
-          },
-        );
-      },
-    );
+  const supervise = async (answer: Promise<unknown>): Promise<void> => {
+    try {
+      await answer;
+      return;
+    } catch (error) {
+      log(`the session's daemon did not start (${messageOf(error)}); starting another`);
+    }
+    try {
+      await ensureDaemon(home);
+      log("the session's daemon was restarted");
+    } catch (again) {
+      log(`the session's daemon could not be restarted: ${messageOf(again)}`);
+    }
+  };
   const serveLogin = async (
     body: Record<string, unknown>,
     superviseDaemon: (answer: Promise<unknown>) => void,

@@ -296,16 +296,11 @@ async function loginWith(
     // are made from is written first, whole: an overlay's layers must not change under it.
     const forwarded = owner ? forwardedRoots(policy, options.user) : [];
     await restore({ only: (name) => !forwarded.includes(name) });
-    for (const name of forwarded) {
-      const made = await mkdir(join(workspaceDir, name), { mode: 0o700 }).then(
-        () => true,
-        (error: unknown) => {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-          return false;
-        },
-      );
-      if (made && name === 'home' && owner) await lchown(join(workspaceDir, name), owner.uid, owner.gid);
-    }
+    // Made now, empty, for the builder to mount (the part below adopts them). One the image lacks
+    // stays as the builder would have made it; the home is the user's from the start.
+    for (const name of forwarded)
+      await mkdir(join(workspaceDir, name), { mode: name === 'home' ? 0o700 : 0o755 });
+    if (owner && forwarded.includes('home')) await lchown(join(workspaceDir, 'home'), owner.uid, owner.gid);
     await mkdir(join(workspaceDir, 'home'), { recursive: true, mode: 0o700 });
     // Resolved once the builder has its plan; its work then runs beside the restore below.
     const opened = builder
