@@ -31,9 +31,9 @@
  * session outlived its logout.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -524,12 +524,13 @@ function ask(socketPath, method, path, body) {
 }
 
 /**
- * Starts `upc service` for the PC and waits until its spares (builder, daemon) are ready.
+ * Starts `upc service ARGS` for the PC and waits until its spares (builder, daemon) are ready.
  * @param {Pc} pc
+ * @param {string[]} [args]
  */
-async function startService(pc) {
+async function startService(pc, args = []) {
   checkAborted();
-  const child = spawn(process.execPath, [UPC, 'service'], {
+  const child = spawn(process.execPath, [UPC, 'service', ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: pc.home, UPC_SERVER: serverUrl, ...pc.env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -607,6 +608,7 @@ async function serviceSession(pc, socket, problems) {
     timings: t,
     builderMs: typeof current.namespace?.buildMs === 'number' ? current.namespace.buildMs : null,
     fetchedObjects: /** @type {number} */ (login.body.fetched.objects),
+    headStart: login.body.headStart === true,
     logoutWallMs: round(logout.ms),
   };
 }
@@ -752,27 +754,39 @@ async function runSessions() {
     );
   }
 
-  // 1b. Warm logins through the resident service
-  const service = await startService(pc);
-  /** @type {Awaited<ReturnType<typeof serviceSession>>[]} */
-  const viaService = [];
-  try {
-    for (let i = 1; i <= RUNS; i++) {
-      const result = await serviceSession(pc, service.socket, problems);
-      if (result.fetchedObjects > 0) {
-        problems.push(
-          `service login ${String(i)} fetched ${String(result.fetchedObjects)} objects: not warm`,
+  // 1b. Warm logins through the resident service, with its head start (the default) and without
+  /**
+   * @param {string[]} args
+   * @param {string} label
+   */
+  const serviceRuns = async (args, label) => {
+    const service = await startService(pc, args);
+    /** @type {Awaited<ReturnType<typeof serviceSession>>[]} */
+    const results = [];
+    try {
+      for (let i = 1; i <= RUNS; i++) {
+        const result = await serviceSession(pc, service.socket, problems);
+        if (result.fetchedObjects > 0) {
+          problems.push(
+            `service login ${String(i)} (${label}) fetched ${String(result.fetchedObjects)} objects: not warm`,
+          );
+        }
+        results.push(result);
+        log(
+          `service ${label} ${String(i)}/${String(RUNS)}: answered ${String(result.answeredMs)} ms (reports ${String(result.timings.totalMs)}), ` +
+            `first program ${String(result.enterMs)} ms, shell ready ${String(result.shellReadyMs)} ms` +
+            (result.headStart ? ' (head start)' : ''),
         );
       }
-      viaService.push(result);
-      log(
-        `service ${String(i)}/${String(RUNS)}: answered ${String(result.answeredMs)} ms (reports ${String(result.timings.totalMs)}), ` +
-          `first program ${String(result.enterMs)} ms, shell ready ${String(result.shellReadyMs)} ms`,
-      );
+    } finally {
+      await service.stop();
     }
-  } finally {
-    await service.stop();
-  }
+    return results;
+  };
+  const viaService = await serviceRuns([], 'with head start');
+  const withoutHeadStart = await serviceRuns(['--no-head-start'], 'without head start');
+  if (viaService.filter((r) => r.headStart).length < RUNS - 1)
+    problems.push('the service restored ahead of the server for fewer than all but its first login');
 
   // 2. One cold login on a fresh PC
   const coldPc = await newPc('cold');
@@ -808,21 +822,28 @@ async function runSessions() {
     firstRequestMs: stats(floors.map((f) => f.firstRequestMs)),
     signInMs: stats(floors.map((f) => f.signInMs)),
   };
-  /** @param {(run: Awaited<ReturnType<typeof serviceSession>>) => number | null} get */
-  const servicePhase = (get) => stats(viaService.map(get));
-  const serviceSummary = {
-    gatherMs: servicePhase((r) => r.timings.gatherMs),
-    fetchMs: servicePhase((r) => r.timings.fetchMs),
-    materializeMs: servicePhase((r) => r.timings.materializeMs),
-    mountMs: servicePhase((r) => r.timings.mountMs),
-    builderMs: servicePhase((r) => r.builderMs),
-    desktopMs: servicePhase((r) => r.timings.desktopMs),
-    totalMs: servicePhase((r) => r.timings.totalMs),
-    answeredMs: servicePhase((r) => r.answeredMs),
-    enterMs: servicePhase((r) => r.enterMs),
-    shellReadyMs: servicePhase((r) => r.shellReadyMs),
-    logoutWallMs: servicePhase((r) => r.logoutWallMs),
+  /**
+   * @param {Awaited<ReturnType<typeof serviceSession>>[]} runs
+   */
+  const serviceSummaryOf = (runs) => {
+    /** @param {(run: Awaited<ReturnType<typeof serviceSession>>) => number | null} get */
+    const servicePhase = (get) => stats(runs.map(get));
+    return {
+      gatherMs: servicePhase((r) => r.timings.gatherMs),
+      fetchMs: servicePhase((r) => r.timings.fetchMs),
+      materializeMs: servicePhase((r) => r.timings.materializeMs),
+      mountMs: servicePhase((r) => r.timings.mountMs),
+      builderMs: servicePhase((r) => r.builderMs),
+      desktopMs: servicePhase((r) => r.timings.desktopMs),
+      totalMs: servicePhase((r) => r.timings.totalMs),
+      answeredMs: servicePhase((r) => r.answeredMs),
+      enterMs: servicePhase((r) => r.enterMs),
+      shellReadyMs: servicePhase((r) => r.shellReadyMs),
+      logoutWallMs: servicePhase((r) => r.logoutWallMs),
+      headStarts: runs.filter((r) => r.headStart).length,
+    };
   };
+  const serviceSummary = serviceSummaryOf(viaService);
   const shellReadyP50 = serviceSummary.shellReadyMs.p50;
   return {
     date: new Date().toISOString(),
@@ -857,8 +878,9 @@ async function runSessions() {
     },
     summary,
     service: serviceSummary,
+    serviceWithoutHeadStart: serviceSummaryOf(withoutHeadStart),
     floors: floorSummary,
-    runs: { warm, service: viaService, cold, floors },
+    runs: { warm, service: viaService, serviceWithoutHeadStart: withoutHeadStart, cold, floors },
     problems,
   };
 }
@@ -915,21 +937,28 @@ function print(report) {
       2,
     ),
     '',
-    `Login through the PC's service, from a resident process (${String(service.totalMs.n)} warm logins; ms)`,
+    `Login through the PC's service, from a resident process (${String(service.totalMs.n)} warm logins each; ms). ` +
+      `With its head start, ${String(service.headStarts)} were restored while the server answered`,
     table(
       [
-        ['phase', 'p50', 'p90', 'min', 'max'],
-        floorRow('gather', service.gatherMs),
-        floorRow('fetch', service.fetchMs),
-        floorRow('materialize', service.materializeMs),
-        floorRow('mount', service.mountMs),
-        floorRow('  the builder (namespaces)', service.builderMs),
-        floorRow('desktop: sync daemon answering', service.desktopMs),
-        floorRow('total, as the login reports it', service.totalMs),
-        floorRow('login answered', service.answeredMs),
-        floorRow('first program (`true`) in the session', service.enterMs),
-        floorRow('login → shell ready', service.shellReadyMs),
-        floorRow('upc logout, wall time', service.logoutWallMs),
+        ['phase', 'p50', 'p90', 'min', 'max', 'without head start: p50', 'p90'],
+        .../** @type {[string, keyof typeof service][]} */ ([
+          ['gather', 'gatherMs'],
+          ['fetch', 'fetchMs'],
+          ['materialize', 'materializeMs'],
+          ['mount', 'mountMs'],
+          ['  the builder (namespaces)', 'builderMs'],
+          ['desktop: sync daemon answering', 'desktopMs'],
+          ['total, as the login reports it', 'totalMs'],
+          ['login answered', 'answeredMs'],
+          ['first program (`true`) in the session', 'enterMs'],
+          ['login → shell ready', 'shellReadyMs'],
+          ['upc logout, wall time', 'logoutWallMs'],
+        ]).map(([label, key]) => {
+          const withIt = /** @type {Stats} */ (service[key]);
+          const without = /** @type {Stats} */ (report.serviceWithoutHeadStart[key]);
+          return [...floorRow(label, withIt), ms(without.p50), ms(without.p90)];
+        }),
       ],
       1,
     ),
@@ -959,6 +988,12 @@ function print(report) {
 async function cleanup() {
   for (const child of children) if (child.pid !== undefined) killGroup(child.pid);
   for (const pc of pcs) await killSession(pc).catch(() => undefined);
+  // Layers kept in memory live outside the PC's folder (AgentHome.memoryLayersDir).
+  for (const pc of pcs) {
+    const real = await realpath(pc.home).catch(() => pc.home);
+    const id = createHash('sha256').update(real).digest('hex').slice(0, 16);
+    await rm(join('/dev/shm', `upc-layers-${id}`), { recursive: true, force: true });
+  }
   server = undefined;
   await stopServers();
   if (workDir) {

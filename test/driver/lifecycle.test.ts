@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, history, isAlive, type Pc } from '../support/agent.js';
-import { simulatedHosts } from '../support/hosts.js';
+import { sh, simulatedHosts } from '../support/hosts.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -14,12 +14,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
-
-async function sh(pc: Pc, script: string, admin = false): Promise<string> {
-  const result = await pc.run(['exec', ...(admin ? ['--admin'] : []), '--', 'sh', '-c', script]);
-  expect(result.code, `${script}\n${result.stderr}`).toBe(0);
-  return result.stdout;
-}
 
 const initOf = async (pc: Pc) =>
   (

@@ -2,7 +2,7 @@ import { readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, type Pc } from '../support/agent.js';
-import { processesIn, simulatedHosts } from '../support/hosts.js';
+import { processesIn, sh, simulatedHosts } from '../support/hosts.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -25,13 +25,6 @@ async function login(pc: Pc, user: string, extra: string[] = []): Promise<Login>
   const result = await pc.login(user, extra);
   expect(result.code, result.stderr).toBe(0);
   return JSON.parse(result.stdout) as Login;
-}
-
-/** Runs a shell command in the session (as the user, or as the workspace's root). */
-async function sh(pc: Pc, script: string, admin = false): Promise<string> {
-  const result = await pc.run(['exec', ...(admin ? ['--admin'] : []), '--', 'sh', '-c', script]);
-  expect(result.code, `${script}\n${result.stderr}`).toBe(0);
-  return result.stdout;
 }
 
 /** Waits until everything the session wrote is on the server. */

@@ -1,12 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, isAlive, type Pc, runCommand, UPC } from '../support/agent.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, isAlive, type Pc, runCommand } from '../support/agent.js';
 import { type SimulatedHost, simulatedHosts } from '../support/hosts.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { ask, sparesReady, startService } from '../support/service.js';
 
 let server: TestServer;
 const host = simulatedHosts();
@@ -17,63 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
-
-interface Service {
-  child: ChildProcess;
-  socket: string;
-  output: () => string;
-}
-const services: Service[] = [];
-afterEach(() => {
-  for (const service of services.splice(0)) service.child.kill('SIGKILL');
-});
-
-/** `upc service` on the PC, as its boot would start it; resolves once it serves. */
-async function startService(pc: Pc): Promise<Service> {
-  const child = spawn(pc.prefix[0] ?? '', [...pc.prefix.slice(1), process.execPath, UPC, 'service'], {
-    env: { PATH: process.env.PATH ?? '', ...pc.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let said = '';
-  child.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (said += chunk.toString()));
-  const socket = join(pc.home, 'service.sock');
-  const service = { child, socket, output: () => said };
-  services.push(service);
-  await eventually(() => Promise.resolve(said.includes('serving') ? true : undefined));
-  return service;
-}
-
-interface Answer {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** One request on the service's socket, as a login manager makes it. */
-function ask(socket: string, method: string, path: string, body?: unknown): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, method, path }, (res) => {
-      let text = '';
-      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-      });
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-interface Spares {
-  builder: string;
-  daemon: string;
-}
-const sparesReady = (socket: string) =>
-  eventually(async () => {
-    const status = await ask(socket, 'GET', '/status');
-    const spares = status.body.spares as Spares;
-    return spares.builder === 'waiting' && spares.daemon === 'waiting' ? status.body : undefined;
-  }, 15_000);
 
 /** The pids of the processes whose command line contains `marker` (the spares and sessions). */
 async function processesWith(marker: string): Promise<number[]> {

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { Pc, runCommand, UPC, type UpcResult } from './agent.js';
 
 /**
@@ -149,6 +149,13 @@ export async function processesIn(pidNamespace: string): Promise<number[]> {
     }
   }
   return out;
+}
+
+/** Runs a shell command in the PC's session (as the user, or as the workspace's root); it must succeed. */
+export async function sh(pc: Pc, script: string, admin = false): Promise<string> {
+  const result = await pc.run(['exec', ...(admin ? ['--admin'] : []), '--', 'sh', '-c', script]);
+  expect(result.code, `${script}\n${result.stderr}`).toBe(0);
+  return result.stdout;
 }
 
 export { UPC };

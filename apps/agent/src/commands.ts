@@ -108,7 +108,7 @@ from the PC that holds it; that PC keeps its unsynced changes as a conflict vers
   },
   {
     path: ['service'],
-    usage: 'upc service',
+    usage: 'upc service [--no-head-start]',
     summary: "this PC's resident agent: logins reach it with everything loaded and ready",
     details: `
 Runs in the foreground until SIGTERM or Ctrl-C (a systemd unit runs it at boot; see
@@ -116,12 +116,17 @@ apps/agent/README.md). It serves logins for this agent home on a socket only roo
 login uses it when it runs, and a login manager can call it directly. It keeps a session builder
 and a sync daemon started ahead of time, so a login does not wait for them. Sessions go on when it
 stops.
+
+With the PC keeping caches (upc device keep-cache on), it remembers in its memory, for 12 hours,
+the cache key the server gave each user at their last login through it, and restores their cached
+workspace while the server checks their next sign-in (kept only if the server then names the same
+version). --no-head-start: remember nothing; every login waits for the server's answer.
 `,
-    options: { help: COMMON.help },
-    async run({ positionals, settings }) {
+    options: { help: COMMON.help, 'no-head-start': { type: 'boolean' } },
+    async run({ values, positionals, settings }) {
       noPositionals(positionals);
       const home = new AgentHome(settings.home);
-      const service = await startService(home, settings);
+      const service = await startService(home, settings, { headStart: values['no-head-start'] !== true });
       process.stdout.write(`upc service ${String(process.pid)} serving ${service.socket}\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGTERM', resolve);

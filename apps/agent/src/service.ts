@@ -2,7 +2,9 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { prepareBuilder, type PreparedBuilder } from '@upc/driver';
+import type { PcLoginResponse } from '@upc/protocol';
 import { AgentError, EXIT, exitCodeOf, messageOf } from './exit-codes.js';
+import { HeadStart } from './head-start.js';
 import { call, DaemonUnreachable, serve } from './ipc.js';
 import { isolationWanted } from './namespace.js';
 import {
@@ -136,7 +138,11 @@ export interface RunningService {
  * Serves logins for this agent home on its service socket (only root, the home's owner, can
  * connect). One login runs at a time; the others wait their turn.
  */
-export async function startService(home: AgentHome, settings: Settings): Promise<RunningService> {
+export async function startService(
+  home: AgentHome,
+  settings: Settings,
+  features: { headStart: boolean } = { headStart: true },
+): Promise<RunningService> {
   const log = (message: string) => {
     appendFileSync(home.serviceLog, `${new Date().toISOString()} ${message}\n`, { mode: 0o600 });
   };
@@ -147,6 +153,7 @@ export async function startService(home: AgentHome, settings: Settings): Promise
     if (!(error instanceof DaemonUnreachable)) throw error;
   }
   const spares = new Spares(home, isolationWanted());
+  const headStart = features.headStart ? new HeadStart(home) : undefined;
   let queue: Promise<void> = Promise.resolve();
   let logins = 0;
   /**
@@ -182,11 +189,21 @@ export async function startService(home: AgentHome, settings: Settings): Promise
         builder: spares.takeBuilder,
         daemon: spares.takeDaemon,
         superviseDaemon,
+        ...(headStart && {
+          headStart: headStart.prepare,
+          gathered: (gather: PcLoginResponse) => {
+            headStart.remember(options, gather);
+          },
+        }),
       });
       logins++;
-      log(`login ${options.user} → session ${report.session} in ${String(report.timings.totalMs)} ms`);
+      log(
+        `login ${options.user} → session ${report.session} in ${String(report.timings.totalMs)} ms` +
+          (report.headStart ? ' (restored while the server answered)' : ''),
+      );
       return { status: 200, body: { ...report, via: 'service' } satisfies LoginReport };
     } catch (error) {
+      headStart?.forget(options);
       log(`login ${options.user} failed: ${messageOf(error)}`);
       return { status: 422, body: { error: messageOf(error), exit: exitCodeOf(error) } };
     } finally {
@@ -203,6 +220,7 @@ export async function startService(home: AgentHome, settings: Settings): Promise
           socket: home.serviceSocket,
           logins,
           spares: spares.state(),
+          headStart: headStart ? { remembered: headStart.size() } : null,
         },
       }),
     'POST /login': (body) => {

@@ -25,8 +25,8 @@ import {
 } from '@upc/policy';
 import { enterCommand, prepareBuilder, type PreparedBuilder } from '@upc/driver';
 import { ApiError, type PcLoginResponse, UpcClient } from '@upc/protocol';
-import { loadCache, saveCache } from './cache.js';
-import { chooseLayersPlace, claimLayersRoot, workspaceIn } from './layers.js';
+import { type CachedHead, loadCache, saveCache } from './cache.js';
+import { chooseLayersPlace, claimLayersRoot, type LayersPlace, workspaceIn } from './layers.js';
 import { AgentError, EXIT } from './exit-codes.js';
 import { AGENT_VERSION } from './index.js';
 import { call as callSocket, DaemonUnreachable } from './ipc.js';
@@ -40,7 +40,7 @@ import {
   OVERLAY_RESTORE_HOOKS,
   sessionEnvironment,
 } from './namespace.js';
-import { fetchFromServer } from './objects.js';
+import { fetchFromServer, fetchVersion } from './objects.js';
 import { Progress } from './progress.js';
 import {
   type AgentHome,
@@ -63,7 +63,10 @@ export interface LoginTimings {
   totalMs: number;
   /** Authenticate, register the PC, find the workspace, take the lease, read HEAD (one request). */
   gatherMs: number;
-  /** The PC's cache opened, and objects not in it fetched and verified. */
+  /**
+   * The PC's cache opened, and objects not in it fetched and verified. With the service's head
+   * start: what was left of it once the server had answered (it runs from the login's start).
+   */
   fetchMs: number;
   /**
    * The saved layers written into the session's folder. The forwarded ones are written while the
@@ -97,6 +100,8 @@ export interface LoginReport {
   /** The login was made by this PC's resident service (`upc service`). */
   via?: 'service';
   resumed: boolean;
+  /** The layers were made from this PC's cache while the server answered (`upc service`). */
+  headStart?: boolean;
   fetched: { objects: number; bytes: number; fileBytes: number };
   restored: { entries: number; bytes: number };
   timings: LoginTimings;
@@ -164,13 +169,29 @@ export async function login(
   helpers: LoginHelpers = {},
 ): Promise<LoginReport> {
   const started = performance.now();
-  // Isolated, the session builder starts now: its process is ready by the time the layers are.
   const isolated = isolationWanted();
-  const builder = isolated && !(await home.readSession()) ? (helpers.builder ?? prepareBuilder)() : undefined;
+  const fresh = !(await home.readSession());
+  // Isolated, the session builder starts now: its process is ready by the time the layers are.
+  let builder = isolated && fresh ? (helpers.builder ?? prepareBuilder)() : undefined;
+  const takeBuilder = (): PreparedBuilder | undefined => {
+    const taken = builder;
+    builder = undefined;
+    return taken;
+  };
+  // Through the service, the user's cached workspace may be restored while the server answers.
+  const early: EarlyLayers = {
+    layers: fresh ? helpers.headStart?.(options, takeBuilder).catch(() => undefined) : undefined,
+  };
   try {
-    return await loginWith(home, options, started, builder, helpers);
+    return await loginWith(home, options, started, { isolated, takeBuilder, early }, helpers);
   } catch (error) {
-    builder?.cancel();
+    takeBuilder()?.cancel();
+    const unused = await early.layers;
+    if (unused) {
+      // Made for a login that did not happen (a wrong password, the lease held elsewhere).
+      await discardLayers(unused);
+      await home.wipeSession();
+    }
     throw error;
   }
 }
@@ -189,13 +210,149 @@ export interface LoginHelpers {
    * the daemon's first full snapshot, so nothing is lost by not waiting.
    */
   superviseDaemon?: (answer: Promise<DaemonStatus>) => void;
+  /**
+   * Restores the workspace this PC's cache was last saved at and builds its namespaces (with the
+   * builder `takeBuilder` gives, if it takes it), started with the sign-in request and run while
+   * the server answers: the service's head start (head-start.ts). The login keeps what it made
+   * only if the server's answer names that version, cache key and policy.
+   */
+  headStart?: (
+    options: LoginOptions,
+    takeBuilder: () => PreparedBuilder | undefined,
+  ) => Promise<PreparedLayers | undefined>;
+  /** Told what the server answered to the sign-in, once it has. */
+  gathered?: (gather: PcLoginResponse) => void;
+}
+
+/** A session's layers restored into their folder, and its namespaces built over them (isolated). */
+export interface RestoredLayers {
+  place: LayersPlace;
+  workspaceDir: string;
+  /** The user's ids inside the session, from the image (isolated only). */
+  owner: { uid: number; gid: number } | undefined;
+  restored: { entries: number; bytes: number };
+  namespace: NamespaceRecord | undefined;
+}
+
+/** A workspace's layers made ahead of the server's answer (`LoginHelpers.headStart`). */
+export interface PreparedLayers extends RestoredLayers {
+  workspaceId: string;
+  /** The version restored, and the cache key and policy override (`policyKey`) it was made with. */
+  root: string;
+  cacheKey: string;
+  policy: string;
+  repo: LocalRepository;
+  fileBytes: number;
+}
+
+/** The head start's layers, until a login keeps or discards them. */
+interface EarlyLayers {
+  layers: Promise<PreparedLayers | undefined> | undefined;
+}
+
+/** The policy override a workspace is opened with, as prepared layers record it. */
+export function policyKey(override: unknown): string {
+  return JSON.stringify(override ?? null);
+}
+
+/** Whether layers made ahead are the ones the server's answer asks for. */
+function preparedFor(layers: PreparedLayers, gather: PcLoginResponse): boolean {
+  return (
+    layers.workspaceId === gather.workspace.id &&
+    layers.root === gather.head?.rootTree &&
+    layers.cacheKey === gather.cacheKey &&
+    layers.policy === policyKey(gather.workspace.policy)
+  );
+}
+
+/** Ends what layers made ahead started; their files go with the session folder's wipe. */
+async function discardLayers(layers: PreparedLayers): Promise<void> {
+  layers.repo.close();
+  if (layers.namespace) await closeNamespace(layers).catch(() => undefined);
+}
+
+/**
+ * Restores version `root` (none: an empty workspace) into a fresh folder of `place` and, given a
+ * builder, builds the session's namespaces over it. Isolated with the user known, the forwarded
+ * folders are restored while the namespaces are built (a bind mount shows what is written after
+ * it); what overlays are made from is written first, whole: an overlay's layers must not change
+ * under it. Fails with nothing left running.
+ */
+export async function restoreWorkspace(
+  home: AgentHome,
+  repo: LocalRepository,
+  root: string | undefined,
+  policy: Policy,
+  user: string,
+  options: {
+    builder: PreparedBuilder | undefined;
+    place: LayersPlace;
+    onProgress?: (bytes: number) => void;
+  },
+): Promise<RestoredLayers> {
+  const { builder, place } = options;
+  let opened: Promise<NamespaceRecord | undefined> = Promise.resolve(undefined);
+  let restored = { entries: 0, bytes: 0 };
+  let workspaceDir: string;
+  let owner: RestoredLayers['owner'];
+  let restoredAll: Promise<void>;
+  try {
+    workspaceDir = workspaceIn(await claimLayersRoot(home, place));
+    // Isolated, the files the image says are the user's are restored as theirs (their id inside).
+    owner = builder && root ? await identityInImage(repo, root, policy, user) : undefined;
+    const restore = async (part: Pick<MaterializeOptions, 'only' | 'adopt'>) => {
+      if (!root) return;
+      const before = restored.bytes;
+      const done = await materialize(repo, root, workspaceDir, {
+        mountPoint: IMAGE_MOUNT_POINT,
+        ...(owner ? { sessionUid: owner.uid, sessionGid: owner.gid } : {}),
+        ...(builder ? OVERLAY_RESTORE_HOOKS : {}),
+        ...part,
+        exclusive: true, // a fresh folder of root's, and no program of the session runs yet
+        inMemory: place === 'memory',
+        onProgress: ({ bytes }) => {
+          options.onProgress?.(before + bytes);
+        },
+      });
+      restored = { entries: restored.entries + done.entries, bytes: before + done.bytes };
+    };
+    const forwarded = owner ? forwardedRoots(policy, user) : [];
+    await restore({ only: (name) => !forwarded.includes(name) });
+    // Made now, empty, for the builder to mount (the part below adopts them). One the image lacks
+    // stays as the builder would have made it; the home is the user's from the start.
+    for (const name of forwarded)
+      await mkdir(join(workspaceDir, name), { mode: name === 'home' ? 0o700 : 0o755 });
+    if (owner && forwarded.includes('home')) await lchown(join(workspaceDir, 'home'), owner.uid, owner.gid);
+    await mkdir(join(workspaceDir, 'home'), { recursive: true, mode: 0o700 });
+    // Resolved once the builder has its plan; its work then runs beside the restore below.
+    if (builder) opened = (await beginNamespace(home, { path: workspaceDir }, policy, user, builder)).opened;
+    restoredAll =
+      forwarded.length > 0
+        ? restore({ only: (name) => forwarded.includes(name), adopt: forwarded })
+        : Promise.resolve();
+  } catch (error) {
+    builder?.cancel(); // not handed its plan, or its session not started: nothing else runs
+    throw error;
+  }
+  const [files, built] = await Promise.allSettled([restoredAll, opened]);
+  const namespace = built.status === 'fulfilled' ? built.value : undefined;
+  try {
+    if (files.status === 'rejected') throw files.reason;
+    if (built.status === 'rejected') throw built.reason;
+    // The home's own owner came last, from the image: one made without isolation says root's.
+    if (namespace) await claimHome(join(workspaceDir, 'home'), namespace.uid, namespace.gid);
+  } catch (error) {
+    if (namespace) await closeNamespace({ namespace }).catch(() => undefined);
+    throw error;
+  }
+  return { place, workspaceDir, owner, restored, namespace };
 }
 
 async function loginWith(
   home: AgentHome,
   options: LoginOptions,
   started: number,
-  builder: PreparedBuilder | undefined,
+  ahead: { isolated: boolean; takeBuilder: () => PreparedBuilder | undefined; early: EarlyLayers },
   helpers: LoginHelpers,
 ): Promise<LoginReport> {
   const client = new UpcClient({ baseUrl: options.server });
@@ -249,93 +406,72 @@ async function loginWith(
     throw error;
   }
   const { device, workspace, lease, head } = gather;
+  helpers.gathered?.(gather);
   let namespace: SessionRecord['namespace'];
   let daemon: StartedDaemon | undefined;
   try {
     const policy = policyOfWorkspace(workspace.name, workspace.policy);
     const gathered = performance.now();
-
-    // What a login cut short left behind (no session record was written) is not anyone's work.
-    await home.wipeSession();
-    await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
+    // Made while the server answered: kept if it is what the answer names, else made again.
+    const prepared = await ahead.early.layers;
+    ahead.early.layers = undefined; // this login's to keep or discard now
+    const kept = prepared && preparedFor(prepared, gather) ? prepared : undefined;
+    namespace = kept?.namespace; // closed below if the login fails from here
+    if (!kept) {
+      if (prepared) await discardLayers(prepared);
+      // What a login cut short left behind (no session record was written) is not anyone's work.
+      await home.wipeSession();
+      await mkdir(home.sessionDir, { recursive: true, mode: 0o700 });
+    }
     // Started now, the daemon loads while the workspace is restored; it waits for session.json.
     daemon = helpers.daemon ? helpers.daemon() : spawnDaemon(home, { early: true });
-    if (gather.cacheKey) await loadCache(home, device.ownerId, gather.cacheKey);
-    const repo = await LocalRepository.open(home.objectsDir);
-    let fetched = { objects: 0, bytes: 0, fileBytes: 0 };
-    if (head) fetched = await fetchFromServer(client, workspace.id, repo, head.rootTree, options.quiet);
-    const fetchedAt = performance.now();
-    // In memory unless this PC says otherwise or the image is big for it (layers.ts).
-    const place = chooseLayersPlace(preferences.layers, fetched.fileBytes);
-    const workspaceDir = workspaceIn(await claimLayersRoot(home, place));
-
-    // Isolated, the files the image says are the user's are restored as theirs (their id inside).
-    const owner =
-      builder && head ? await identityInImage(repo, head.rootTree, policy, options.user) : undefined;
-    const ownership = owner ? { sessionUid: owner.uid, sessionGid: owner.gid } : {};
-    const progress = new Progress('restoring', 'bytes', process.stderr, options.quiet);
-    let restored = { entries: 0, bytes: 0 };
-    const restore = async (part: Pick<MaterializeOptions, 'only' | 'adopt'>) => {
-      if (!head) return;
-      const before = restored.bytes;
-      const done = await materialize(repo, head.rootTree, workspaceDir, {
-        mountPoint: IMAGE_MOUNT_POINT,
-        ...ownership,
-        ...(builder ? OVERLAY_RESTORE_HOOKS : {}),
-        ...part,
-        exclusive: true, // a fresh folder of root's, and no program of the session runs yet
-        inMemory: place === 'memory',
-        onProgress: ({ bytes }) => {
-          progress.update(before + bytes, fetched.fileBytes);
+    let repo: LocalRepository;
+    let fetched = { objects: 0, bytes: 0, fileBytes: kept?.fileBytes ?? 0 };
+    let fetchedAt = performance.now();
+    let layers: RestoredLayers;
+    if (kept) {
+      repo = kept.repo;
+      layers = kept;
+    } else {
+      repo = await LocalRepository.open(home.objectsDir);
+      if (gather.cacheKey) await loadCache(home, device.ownerId, gather.cacheKey, repo);
+      if (head) fetched = await fetchFromServer(client, workspace.id, repo, head.rootTree, options.quiet);
+      fetchedAt = performance.now();
+      const progress = new Progress('restoring', 'bytes', process.stderr, options.quiet);
+      const restoring = restoreWorkspace(home, repo, head?.rootTree, policy, options.user, {
+        // A builder the head start took went with what it made.
+        builder: ahead.isolated ? (ahead.takeBuilder() ?? prepareBuilder()) : undefined,
+        // In memory unless this PC says otherwise or the image is big for it (layers.ts).
+        place: chooseLayersPlace(preferences.layers, fetched.fileBytes),
+        onProgress: (bytes) => {
+          progress.update(bytes, fetched.fileBytes);
         },
       });
-      restored = { entries: restored.entries + done.entries, bytes: before + done.bytes };
-    };
-    // Isolated with the user known, the forwarded folders are mounted as they are restored: the
-    // namespaces are built meanwhile (a bind mount shows what is written after it). What overlays
-    // are made from is written first, whole: an overlay's layers must not change under it.
-    const forwarded = owner ? forwardedRoots(policy, options.user) : [];
-    await restore({ only: (name) => !forwarded.includes(name) });
-    // Made now, empty, for the builder to mount (the part below adopts them). One the image lacks
-    // stays as the builder would have made it; the home is the user's from the start.
-    for (const name of forwarded)
-      await mkdir(join(workspaceDir, name), { mode: name === 'home' ? 0o700 : 0o755 });
-    if (owner && forwarded.includes('home')) await lchown(join(workspaceDir, 'home'), owner.uid, owner.gid);
-    await mkdir(join(workspaceDir, 'home'), { recursive: true, mode: 0o700 });
-    // Resolved once the builder has its plan; its work then runs beside the restore below.
-    const opened = builder
-      ? (await beginNamespace(home, { path: workspaceDir }, policy, options.user, builder)).opened
-      : Promise.resolve(undefined);
-    let materialized = performance.now();
-    const restoredAll = (async () => {
-      if (forwarded.length > 0) await restore({ only: (name) => forwarded.includes(name), adopt: forwarded });
-      progress.done();
-      materialized = performance.now();
-    })();
-    // The daemon's snapshot cache, primed once every file is in place. It takes a file for the
-    // image's only if its size and mtime are the image's, so it may run while the session's
-    // programs start: a file they change is not taken for the one restored.
-    const primed = restoredAll
-      .then(async () => {
-        const cache = head
-          ? await primeSnapshotCache(repo, head.rootTree, workspaceDir, {
-              chunker: head.chunker ?? DEFAULT_CHUNKER,
-              ...ownership,
-            })
-          : undefined;
-        // Not waited onto the disk: without it after a crash, the daemon reads every file once.
-        if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()), false);
-      })
-      .finally(() => {
-        repo.close();
+      layers = await restoring.finally(() => {
+        progress.done();
       });
+    }
+    namespace = layers.namespace;
+    const { workspaceDir, owner, restored } = layers;
+    const materialized = performance.now();
+    const ownership = owner ? { sessionUid: owner.uid, sessionGid: owner.gid } : {};
+    // The daemon's snapshot cache. It takes a file for the image's only if its size and mtime are
+    // the image's, so it may run while the session's programs start: a file they change is not
+    // taken for the one restored.
+    const primed = (async () => {
+      await repo.writeHeld(); // the cache's objects, read from memory so far
+      const cache = head
+        ? await primeSnapshotCache(repo, head.rootTree, workspaceDir, {
+            chunker: head.chunker ?? DEFAULT_CHUNKER,
+            ...ownership,
+          })
+        : undefined;
+      // Not waited onto the disk: without it after a crash, the daemon reads every file once.
+      if (cache) await writeFileAtomic(home.snapshotCacheFile, JSON.stringify(cache.toJSON()), false);
+    })().finally(() => {
+      repo.close();
+    });
     primed.catch(() => undefined); // awaited below, or by the service
-    // Either failing fails the login; a namespace that was built is then closed below.
-    const settled = await Promise.allSettled([restoredAll, opened]);
-    if (settled[1].status === 'fulfilled') namespace = settled[1].value;
-    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
-    // The home's own owner came last, from the image: one made without isolation says root's.
-    if (namespace) await claimHome(join(workspaceDir, 'home'), namespace.uid, namespace.gid);
     const session: SessionRecord = {
       v: 1,
       id: newSessionId(),
@@ -356,6 +492,8 @@ async function loginWith(
         leaseTtlMs: Date.parse(lease.expiresAt) - Date.parse(lease.renewedAt),
       },
     };
+    // A daemon the login started itself begins once the session is written: its store is whole by then.
+    if (!helpers.superviseDaemon) await repo.writeHeld();
     await home.writeSession(session);
     const mounted = performance.now();
     // The daemon starts on the session once its snapshot cache is written.
@@ -389,6 +527,7 @@ async function loginWith(
       isolation: namespace ? 'namespace' : 'none',
       ...(namespace ? { enter: enterRecipe(namespace, session) } : {}),
       resumed: false,
+      ...(kept ? { headStart: true } : {}),
       fetched,
       restored,
       timings: {
@@ -411,7 +550,7 @@ async function loginWith(
 }
 
 /** The workspace's policy for a login, or why the workspace cannot be opened with it. */
-function policyOfWorkspace(name: string, override: unknown): EffectivePolicy {
+export function policyOfWorkspace(name: string, override: unknown): EffectivePolicy {
   try {
     return workspacePolicy(overrideApplies(override) ? override : null);
   } catch (error) {
@@ -765,6 +904,26 @@ export function notDurable(status: number, body: DaemonStatus): AgentError {
   );
 }
 
+/**
+ * The version a session ended at, as the cache records it; undefined when the store does not hold
+ * all of it (nothing to restore from the cache alone) or it is empty.
+ */
+async function cachedHead(home: AgentHome, session: SessionRecord): Promise<CachedHead | undefined> {
+  const { versionId, root } = session.committed;
+  if (root === '') return undefined;
+  const repo = await LocalRepository.open(home.objectsDir);
+  try {
+    const { fileBytes } = await fetchVersion(repo, root, () =>
+      Promise.reject(new Error('not in the local store')),
+    );
+    return { workspaceId: session.workspace.id, versionId, root, fileBytes };
+  } catch {
+    return undefined;
+  } finally {
+    repo.close();
+  }
+}
+
 /** Moves a folder, also from memory to disk (a copy that keeps everything, then a removal). */
 async function moveFolder(from: string, to: string): Promise<void> {
   try {
@@ -844,7 +1003,9 @@ export async function logout(
     const preferences = await home.readDevicePreferences();
     if (preferences.keepCache) {
       const { key } = await client.deviceCacheKey(current.server.deviceId);
-      await saveCache(home, current.server.userId, key);
+      // The version it ends at goes with it: where this session did not end (a conflict, a
+      // version of another PC's since), the next login's head start finds it is not HEAD.
+      await saveCache(home, current.server.userId, key, await cachedHead(home, current));
     }
     if (!current.conflict) {
       await client

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { open, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from './hash.js';
@@ -58,6 +58,8 @@ export class LocalRepository implements Repository {
   private readonly pendingStored = new Map<string, Uint8Array>();
   private pendingBytes = 0;
   private readonly descriptors = new Map<string, number>();
+  /** Store files given in memory (`hold`) and not yet written to the folder, by file name. */
+  private readonly held = new Map<string, Buffer>();
   /** Stored bytes written by this instance (packs and standalone objects). */
   bytesWritten = 0;
 
@@ -120,12 +122,48 @@ export class LocalRepository implements Repository {
     return decodeObject(hash, await this.readStored(hash), maxSize);
   }
 
+  /**
+   * Takes a store file given in memory, named as it would be in the folder (`packs/xx/<pack id>`
+   * or `data/xx/<object id>`), such as one decrypted from a cache: its objects are read from
+   * memory at once, and the file is written to the folder by `writeHeld`. A pack whose index does
+   * not hold together is refused; each object is checked against its id when it is read, as any.
+   */
+  hold(file: string, bytes: Buffer): void {
+    const match = /^(packs|data)\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(file);
+    if (!match) throw new Error(`${file} is not the name of a store file`);
+    const [, top, name] = match as unknown as [string, string, string];
+    if (top === 'data') {
+      this.index.set(name, { file, offset: 0, length: bytes.length });
+    } else {
+      const count = readPackTrailer(bytes.subarray(bytes.length - PACK_TRAILER_SIZE), bytes.length);
+      const end = bytes.length - PACK_TRAILER_SIZE;
+      const index = bytes.subarray(end - count * PACK_ENTRY_SIZE, end);
+      for (const entry of parsePackIndex(index, count, bytes.length)) {
+        this.index.set(entry.hash, { file, offset: entry.offset, length: entry.length });
+      }
+    }
+    this.held.set(file, bytes);
+  }
+
+  /**
+   * Writes the files given by `hold` to the folder. Not synced to the disk: they are copies of
+   * what the server stores, kept for this PC's convenience.
+   */
+  async writeHeld(): Promise<void> {
+    for (const [file, bytes] of this.held) {
+      if (!existsSync(join(this.dir, file))) await this.writeFile(file, bytes, false);
+      this.held.delete(file);
+    }
+  }
+
   /** The stored (encoded) bytes of an object, as they sit in its pack or file. */
   readStored(hash: string): Promise<Buffer> {
     const waiting = this.pendingStored.get(hash);
     if (waiting) return Promise.resolve(Buffer.from(waiting));
     const location = this.index.get(hash);
     if (!location) return Promise.reject(new ObjectMissingError(hash));
+    const held = this.held.get(location.file);
+    if (held) return Promise.resolve(held.subarray(location.offset, location.offset + location.length));
     // Small reads from a few pack files: a kept descriptor and a synchronous read beat a
     // FileHandle round trip through the thread pool per object many times over.
     let fd = this.descriptors.get(location.file);
@@ -166,14 +204,14 @@ export class LocalRepository implements Repository {
     }
   }
 
-  private async writeFile(file: string, bytes: Uint8Array): Promise<void> {
+  private async writeFile(file: string, bytes: Uint8Array, durable = true): Promise<void> {
     const path = join(this.dir, file);
     await mkdir(join(path, '..'), { recursive: true });
     const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     const handle = await open(temporary, 'wx', 0o644);
     try {
       await handle.writeFile(bytes);
-      await handle.sync();
+      if (durable) await handle.sync();
     } finally {
       await handle.close();
     }
