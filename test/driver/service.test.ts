@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, isAlive, type Pc, runCommand } from '../support/agent.js';
-import { type SimulatedHost, simulatedHosts } from '../support/hosts.js';
+import { type SimulatedHost, sh, simulatedHosts } from '../support/hosts.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { ask, sparesReady, startService } from '../support/service.js';
 
@@ -126,6 +126,49 @@ describe('the resident service (upc service)', () => {
     expect(seen.stdout, seen.stderr).toBe('here\n');
     await pc.ok(['logout']);
     await h.exec(['umount', '/mnt/late']);
+  });
+
+  it('replaces a session daemon that dies before it answers, and loses nothing the session wrote', async () => {
+    await server.user('ray');
+    const pc = await (await host('r')).pc(server.url);
+    const service = await startService(pc);
+    const serviceLog = () => readFile(join(pc.home, 'service.log'), 'utf8').catch(() => '');
+    const failures = async () => (await serviceLog()).split("the session's daemon did not start").length - 1;
+    // Enough files that the daemon begins well after the answer: the snapshot cache is primed first.
+    expect((await pc.login('ray')).code).toBe(0);
+    await sh(pc, 'mkdir -p ~/many && for i in $(seq 1 400); do echo $i > ~/many/f$i; done');
+    await pc.ok(['logout']);
+
+    // The daemon killed as soon as the login answers. If it was quicker and answered first, the
+    // service had nothing to replace: that session is ended and the next attempt made.
+    let killed = 0;
+    for (let attempt = 1; attempt <= 5 && killed === 0; attempt++) {
+      const before = await failures();
+      await sparesReady(service.socket);
+      const answer = await ask(service.socket, 'POST', '/login', { user: 'ray', password: 'ray-password' });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      const pid = (await pc.daemonPid()) ?? 0;
+      process.kill(pid, 'SIGKILL');
+      const seen = await eventually(async () => ((await failures()) > before ? true : undefined), 3000).catch(
+        () => false,
+      );
+      if (seen) killed = pid;
+      else await pc.ok(['logout']);
+    }
+    expect(killed, 'the daemon answered before it could be killed, five times').not.toBe(0);
+
+    // Replaced by the service, not by a command: none has run since the login.
+    await eventually(async () =>
+      (await serviceLog()).includes("the session's daemon was restarted") ? true : undefined,
+    );
+    const replacement = await pc.daemonPid();
+    expect(replacement).not.toBe(killed);
+    expect(replacement !== undefined && isAlive(replacement)).toBe(true);
+    await sh(pc, 'echo after > ~/after.txt');
+    await pc.ok(['logout']);
+    expect((await pc.login('ray')).code).toBe(0);
+    expect(await sh(pc, 'cat ~/after.txt; ls ~/many | wc -l')).toBe('after\n400\n');
+    await pc.ok(['logout']);
   });
 
   it('ends its spares when it stops, and the session it started goes on', async () => {
