@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startTimeOf } from './ids.js';
 import { perform } from './privileged.js';
 import { DriverError } from './session.js';
-import { xwdToPng } from './xwd.js';
+import { countColours, decodeXwd, xwdToPng } from './xwd.js';
 
 /**
  * The session's own graphical desktop: an X server started inside the session (as its user), a
@@ -228,8 +228,17 @@ export async function startDesktop(run: Run, choice: DesktopChoice): Promise<Des
     const firstWindow = Object.entries(FIRST_WINDOWS).find(([program]) => present.has(program));
     if (firstWindow) {
       const window = launch(run, firstWindow[1], env);
-      if (window.process) desktop.processes.push(window.process);
-      else desktop.warnings.push(`the first window, ${firstWindow[0]}, ${window.ended() ?? 'ended'}`);
+      if (window.process) {
+        desktop.processes.push(window.process);
+        // Shown once it has drawn: a screenshot, or the user, then sees it.
+        if (present.has('xwd') && !(await firstWindowDrawn(run, choice.display, window))) {
+          desktop.warnings.push(
+            `the first window, ${firstWindow[0]}, had not drawn after ${String(READY_TIMEOUT_MS)} ms`,
+          );
+        }
+      } else {
+        desktop.warnings.push(`the first window, ${firstWindow[0]}, ${window.ended() ?? 'ended'}`);
+      }
     } else {
       desktop.warnings.push(`no first window (${Object.keys(FIRST_WINDOWS).join(', ')}) in the workspace`);
     }
@@ -362,6 +371,20 @@ async function waitForServer(
     if (Date.now() > deadline) throw new DriverError(`${name} did not answer in ${READY_TIMEOUT_MS} ms`);
     await sleep(POLL_MS);
   }
+}
+
+/**
+ * Whether the screen shows more than the empty background within READY_TIMEOUT_MS: the first
+ * window has mapped and drawn itself. False if it did not, or ended meanwhile.
+ */
+async function firstWindowDrawn(run: Run, display: number, window: Launched): Promise<boolean> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() <= deadline && window.ended() === undefined) {
+    const shot = await finish(run, ['xwd', '-root', '-silent', '-display', `:${display}`]);
+    if (shot.code === 0 && countColours(decodeXwd(shot.stdout), 2) > 1) return true;
+    await sleep(POLL_MS);
+  }
+  return false;
 }
 
 /** Which of `programs` the session finds on its PATH. */
