@@ -190,7 +190,11 @@ export async function startService(
         daemon: spares.takeDaemon,
         superviseDaemon,
         ...(headStart && {
-          headStart: headStart.prepare,
+          headStart: (login: LoginOptions, takeBuilder: () => PreparedBuilder | undefined) =>
+            headStart.prepare(login, takeBuilder).catch((error: unknown) => {
+              log(`head start for ${login.user} failed (the login goes on without): ${messageOf(error)}`);
+              return undefined;
+            }),
           gathered: (gather: PcLoginResponse) => {
             headStart.remember(options, gather);
           },
