@@ -1,3 +1,5 @@
+import pg from 'pg';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simulatedPcs } from '../support/agent.js';
 import {
@@ -21,6 +23,24 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.close();
 });
+
+/** Makes the server's database say the PC was last heard from `ago` (an SQL interval) ago. */
+async function lastSeenAgo(deviceId: string, ago: string): Promise<void> {
+  const db = new pg.Client({ connectionString: server.databaseUrl });
+  await db.connect();
+  try {
+    await db.query(`UPDATE devices SET last_seen_at = now() - $2::interval WHERE id = $1`, [deviceId, ago]);
+  } finally {
+    await db.end();
+  }
+}
+
+/** The row of the PCs table for the PC named `name`. */
+const pcRow = (page: Page, name: string) =>
+  page
+    .getByRole('table', { name: 'PCs' })
+    .getByRole('row')
+    .filter({ has: page.getByRole('cell', { name, exact: true }) });
 
 async function defaultWorkspace(ownerId: string): Promise<string> {
   const [workspace] = await (await server.admin()).listWorkspaces({ ownerId });
@@ -50,6 +70,11 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     await page.getByLabel('Search workspaces').fill('gus');
     const link = page.getByRole('table', { name: 'Workspaces' }).getByRole('link', { name: 'default (gus)' });
     await link.waitFor();
+    const row = page
+      .getByRole('table', { name: 'Workspaces' })
+      .getByRole('row')
+      .filter({ has: page.getByRole('link', { name: 'default (gus)' }) });
+    expect((await row.getByRole('cell').allTextContents()).slice(0, 2)).toEqual(['default', 'gus']);
     await screenshot(page, 'workspaces');
     await link.click();
 
@@ -122,8 +147,16 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     await closePage(page);
   });
 
-  it('shows a PC online while its session runs, and its sign-in and lease events in the audit log', async () => {
-    await server.user('ivy');
+  it('shows a PC in session while its session runs, idle once it ends, and its audit events', async () => {
+    const ivy = await server.user('ivy');
+    // Another PC of hers, not heard from for an hour.
+    const lab = await ivy.client.registerDevice({
+      machineId: 'lab-ivy',
+      name: 'lab-ivy',
+      os: 'linux',
+      agentVersion: 'test',
+    });
+    await lastSeenAgo(lab.id, '1 hour');
     const a = await pc('pc-ivy');
     expect((await a.login('ivy')).code).toBe(0);
 
@@ -131,11 +164,20 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
     await page.getByRole('link', { name: 'PCs' }).click();
     await page.getByRole('heading', { name: 'PCs', level: 1 }).waitFor();
-    const row = page.getByRole('table', { name: 'PCs' }).getByRole('row').filter({ hasText: 'pc-ivy' });
+    const row = pcRow(page, 'pc-ivy');
     await row.getByText('default').waitFor({ timeout: 10_000 }); // its session, from the live list
-    expect(await row.getByRole('cell').allTextContents()).toEqual(
-      expect.arrayContaining(['pc-ivy', 'Online', 'default (ivy)', 'ivy']),
-    );
+    const cells = await row.getByRole('cell').allTextContents();
+    expect(cells).toEqual(expect.arrayContaining(['pc-ivy', 'In session', 'default (ivy)', 'ivy']));
+    expect(cells).not.toContain('Online');
+    expect(await pcRow(page, 'lab-ivy').getByRole('cell').allTextContents()).toEqual([
+      'lab-ivy',
+      'Offline',
+      'none',
+      expect.any(String) as string,
+      'ivy',
+      'linux',
+      'test',
+    ]);
     await screenshot(page, 'pcs');
 
     await page.getByRole('link', { name: 'Audit log' }).click();
@@ -161,7 +203,15 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     await screenshot(page, 'audit-log-filtered');
     await page.getByRole('button', { name: 'Clear filters' }).click();
     await expect.poll(async () => (await actions()).length).toBeGreaterThanOrEqual(all.length);
+
+    // Once she logs out, the PC's agent was heard from just now but runs no session: idle.
     await a.ok(['logout']);
+    await page.getByRole('link', { name: 'PCs' }).click();
+    await row.getByRole('cell', { name: 'none', exact: true }).waitFor({ timeout: 10_000 });
+    const after = await row.getByRole('cell').allTextContents();
+    expect(after.slice(0, 3)).toEqual(['pc-ivy', 'Idle', 'none']);
+    expect(after).toContain('ivy');
+    await screenshot(page, 'pcs-idle');
     await closePage(page);
   });
 

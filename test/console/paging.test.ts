@@ -74,6 +74,8 @@ describe('Users, Workspaces and PCs are searched and paged by the server', () =>
   it('pages workspaces and PCs, and searches owners and names on the server', async () => {
     const page = await openPage(browser());
     await signIn(page, server.url, 'admin', ADMIN_PASSWORD, 'Overview');
+    // The owners' names come with the rows: neither page asks for the list of every user.
+    const users = requests(page, '/users');
     const main = page.getByRole('navigation', { name: 'Main' });
     await main.getByRole('link', { name: 'Workspaces' }).click();
     const workspaces = page.getByRole('navigation', { name: 'Pages of workspaces' });
@@ -88,6 +90,9 @@ describe('Users, Workspaces and PCs are searched and paged by the server', () =>
       .getByRole('table', { name: 'Workspaces' })
       .getByRole('link', { name: 'notes (u07)' })
       .waitFor();
+    expect(await page.getByRole('table', { name: 'Workspaces' }).getByRole('cell').allTextContents()).toEqual(
+      expect.arrayContaining(['notes', 'u07']),
+    );
 
     await main.getByRole('link', { name: 'PCs' }).click();
     const pcs = page.getByRole('navigation', { name: 'Pages of PCs' });
@@ -100,11 +105,18 @@ describe('Users, Workspaces and PCs are searched and paged by the server', () =>
         .getByRole('cell', { name: /^desk-/ })
         .allTextContents(),
     ).toEqual(['desk-21', 'desk-22', 'desk-23']);
+    // Owner is the fifth column; u01 owns every PC. Registered, never heard from since: not in session.
+    const lastRow = page.getByRole('table', { name: 'PCs' }).getByRole('row').last();
+    const cells = await lastRow.getByRole('cell').allTextContents();
+    expect(cells[0]).toBe('desk-23');
+    expect(cells[4]).toBe('u01');
+    expect(['Idle', 'Offline']).toContain(cells[1]);
     await page.getByLabel('Search PCs').fill('desk-1');
     await pcs.getByText('Page 1 of 1 · 10 PCs').waitFor();
     await page.getByLabel('Search PCs').fill('desk-99');
     await page.getByText('No PC’s name, owner or OS contains “desk-99”.').waitFor();
     await screenshot(page, 'paging-pcs-no-match');
+    expect(users).toEqual([]);
     await closePage(page);
   });
 

@@ -100,6 +100,10 @@ describe('devices and workspaces', () => {
     expect(Date.parse(beat.lastSeenAt)).toBeGreaterThan(Date.parse(first.lastSeenAt));
     expect((await kim.listDevices()).map((d) => d.id)).toEqual([first.id]);
     expect((await admin.listDevices()).map((d) => d.id)).toContain(first.id);
+    // Every answer names the owner, whoever asks.
+    expect([first, again, beat].map((d) => d.ownerName)).toEqual(['kim', 'kim', 'kim']);
+    expect((await admin.heartbeat(first.id)).ownerName).toBe('kim');
+    expect((await admin.listDevices()).find((d) => d.id === first.id)?.ownerName).toBe('kim');
   });
 
   it('creates, renames nothing, sets a policy, refuses a duplicate name, deletes', async () => {
@@ -107,6 +111,7 @@ describe('devices and workspaces', () => {
     const workspace = await lee.createWorkspace({ name: 'Lab work' });
     expect(workspace).toMatchObject({
       ownerId: id,
+      ownerName: 'lee',
       name: 'Lab work',
       policy: null,
       headVersionId: null,
@@ -114,8 +119,13 @@ describe('devices and workspaces', () => {
     });
     expect((await problemOf(lee.createWorkspace({ name: 'Lab work' }))).code).toBe('workspace_name_taken');
     const policy = { rules: [{ kind: 'forward', path: '/opt' }] };
-    expect((await lee.setPolicy(workspace.id, policy)).policy).toEqual(policy);
-    expect((await lee.getWorkspace(workspace.id)).policy).toEqual(policy);
+    expect(await lee.setPolicy(workspace.id, policy)).toMatchObject({ policy, ownerName: 'lee' });
+    expect(await lee.getWorkspace(workspace.id)).toMatchObject({ policy, ownerName: 'lee' });
+    expect(await admin.getWorkspace(workspace.id)).toMatchObject({ ownerName: 'lee' });
+    expect(await admin.setQuota(workspace.id, 1_000_000)).toMatchObject({
+      quotaBytes: 1_000_000,
+      ownerName: 'lee',
+    });
     expect((await lee.setPolicy(workspace.id, null)).policy).toBeNull();
     const bad = await problemOf(lee.createWorkspace({ name: '../etc' }));
     expect(bad.problem.detail).toContain('name');
@@ -127,6 +137,7 @@ describe('devices and workspaces', () => {
     const { client: max, id } = await server.user('max');
     const created = await admin.createWorkspace({ name: 'provisioned', ownerId: id });
     expect(created.ownerId).toBe(id);
+    expect(created.ownerName).toBe('max'); // the owner's, not the admin's who made it
     expect((await max.listWorkspaces()).map((w) => w.id)).toEqual([created.id]);
   });
 });

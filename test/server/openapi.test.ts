@@ -80,6 +80,9 @@ describe('OpenAPI', () => {
     expect(answers('/api/v1/stats')).toContain('versionsToday');
     expect(answers('/api/v1/events')).toContain('text/event-stream');
     expect(answers('/api/v1/events')).toContain('lastSync');
+    expect(answers('/api/v1/devices')).toContain('ownerName');
+    expect(answers('/api/v1/workspaces')).toContain('ownerName');
+    expect(answers('/api/v1/workspaces/{id}')).toContain('ownerName');
   });
 
   it('serves the interactive UI at /api/docs with security headers', async () => {

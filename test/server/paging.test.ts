@@ -38,6 +38,15 @@ const person = (name: string) => {
   return found;
 };
 
+/** The username of the person with this id. */
+const usernameOf = (id: string) => Object.entries(people).find(([, p]) => p.id === id)?.[0];
+
+/** Every item names its owner: its ownerName is the username of its ownerId. */
+function expectOwnersNamed(items: { ownerId: string; ownerName: string }[]) {
+  expect(items.length).toBeGreaterThan(0);
+  expect(items.map((item) => item.ownerName)).toEqual(items.map((item) => usernameOf(item.ownerId)));
+}
+
 /** GET the path as the admin: the status, the body and the X-Total-Count header. */
 async function get(path: string, as = token) {
   const res = await fetch(`${server.url}/api/v1${path}`, { headers: { authorization: `Bearer ${as}` } });
@@ -73,9 +82,14 @@ describe('paging and search of users, workspaces and PCs, done by the database',
       expect(answer.total).toBeNull();
       expect(Array.isArray(answer.body)).toBe(true);
     }
-    expect(await admin.listWorkspaces()).toHaveLength(24);
-    expect(await admin.listDevices()).toHaveLength(12);
-    expect(await admin.listWorkspaces({ ownerId: person('p03').id })).toHaveLength(2);
+    const workspaces = await admin.listWorkspaces();
+    expect(workspaces).toHaveLength(24);
+    expectOwnersNamed(workspaces);
+    const devices = await admin.listDevices();
+    expect(devices).toHaveLength(12);
+    expectOwnersNamed(devices);
+    const p03 = await admin.listWorkspaces({ ownerId: person('p03').id });
+    expect(p03.map((w) => w.ownerName)).toEqual(['p03', 'p03']);
   });
 
   it('pages workspaces by name, and searches names and owners ignoring case', async () => {
@@ -83,6 +97,7 @@ describe('paging and search of users, workspaces and PCs, done by the database',
     const page = await admin.listWorkspacesPage({ limit: 10, offset: 10 });
     expect(page.total).toBe(24);
     expect(page.items.map((w) => w.id)).toEqual(all.slice(10, 20).map((w) => w.id));
+    expectOwnersNamed(page.items);
     // The pages together are the whole list, each workspace once (a stable order).
     const ids: string[] = [];
     for (let offset = 0; offset < 24; offset += 7) {
@@ -99,6 +114,7 @@ describe('paging and search of users, workspaces and PCs, done by the database',
     const p07 = await admin.listWorkspacesPage({ limit: 100, search: 'p07' });
     expect(p07.total).toBe(2);
     expect(new Set(p07.items.map((w) => w.ownerId))).toEqual(new Set([person('p07').id]));
+    expect(p07.items.map((w) => w.ownerName)).toEqual(['p07', 'p07']);
     // With an owner: only theirs match.
     const owned = await admin.listWorkspacesPage({ limit: 1, ownerId: person('p02').id, search: 'ws' });
     expect(owned.total).toBe(2);
@@ -109,6 +125,7 @@ describe('paging and search of users, workspaces and PCs, done by the database',
     const page = await admin.listDevicesPage({ limit: 5, offset: 5 });
     expect(page.total).toBe(12);
     expect(page.items.map((d) => d.name)).toEqual(['desk-06', 'desk-07', 'desk-08', 'desk-09', 'desk-10']);
+    expect(page.items.map((d) => d.ownerName)).toEqual(['p06', 'p07', 'p08', 'p09', 'p10']);
     expect((await admin.listDevicesPage({ limit: 50, search: 'DESK-1' })).items.map((d) => d.name)).toEqual([
       'desk-10',
       'desk-11',
@@ -117,6 +134,7 @@ describe('paging and search of users, workspaces and PCs, done by the database',
     expect((await admin.listDevicesPage({ limit: 50, search: 'windows' })).total).toBe(4);
     const byOwner = await admin.listDevicesPage({ limit: 50, search: 'p09' });
     expect(byOwner.items.map((d) => d.name)).toEqual(['desk-09']);
+    expect(byOwner.items.map((d) => d.ownerName)).toEqual(['p09']);
     expect((await admin.listDevicesPage({ limit: 50, search: 'nothing-like-it' })).total).toBe(0);
   });
 
@@ -125,6 +143,7 @@ describe('paging and search of users, workspaces and PCs, done by the database',
     const own = await p05.listWorkspacesPage({ limit: 1 });
     expect(own.total).toBe(2);
     expect(own.items.map((w) => w.ownerId)).toEqual([person('p05').id]);
+    expect(own.items.map((w) => w.ownerName)).toEqual(['p05']);
     // A search that matches other users' workspaces still finds only p05's.
     expect((await p05.listWorkspacesPage({ limit: 50, search: 'ws-a' })).total).toBe(1);
     expect((await p05.listWorkspacesPage({ limit: 50, search: 'p06' })).total).toBe(0);

@@ -65,8 +65,18 @@ describe('POST /auth/pc-login', () => {
 
     expect(client.token).toBe(answer.token);
     expect(answer.user).toMatchObject({ id: userId, username: 'ada' });
-    expect(answer.device).toMatchObject({ ownerId: userId, machineId: 'machine-desk', name: 'desk' });
-    expect(answer.workspace).toMatchObject({ ownerId: userId, name: 'main', headVersionId: null });
+    expect(answer.device).toMatchObject({
+      ownerId: userId,
+      ownerName: 'ada',
+      machineId: 'machine-desk',
+      name: 'desk',
+    });
+    expect(answer.workspace).toMatchObject({
+      ownerId: userId,
+      ownerName: 'ada',
+      name: 'main',
+      headVersionId: null,
+    });
     expect(answer.lease).toMatchObject({
       workspaceId: answer.workspace.id,
       deviceId: answer.device.id,
@@ -79,12 +89,11 @@ describe('POST /auth/pc-login', () => {
     expect(await client.me()).toMatchObject({ id: userId });
     expect(await client.getLease(answer.workspace.id)).toEqual(answer.lease);
     expect(await client.listWorkspaces()).toEqual([answer.workspace]);
-    expect(await actionsOf(userId)).toEqual([
-      'device.register',
-      'workspace.create',
-      'lease.acquire',
-      'auth.login',
-    ]);
+    // The PC and the workspace are registered together (either may be audited first); the lease
+    // follows them, and the sign-in is audited last, with its token.
+    const actions = await actionsOf(userId);
+    expect(actions.slice(0, 2).sort()).toEqual(['device.register', 'workspace.create']);
+    expect(actions.slice(2)).toEqual(['lease.acquire', 'auth.login']);
   });
 
   it('finds an existing workspace by its exact name instead of creating another', async () => {

@@ -43,6 +43,8 @@ export const ResetPasswordRequest = z.object({ password: Password });
 export const Device = z.object({
   id: Id,
   ownerId: Id,
+  /** The owner's username, so that a list of PCs can name owners without a list of every user. */
+  ownerName: z.string(),
   machineId: z.string(),
   name: z.string(),
   os: z.string(),
@@ -70,6 +72,8 @@ export const WorkspaceName = z
 export const Workspace = z.object({
   id: Id,
   ownerId: Id,
+  /** The owner's username, as Device's. */
+  ownerName: z.string(),
   name: z.string(),
   policy: PolicyDocument.nullable(),
   headVersionId: Id.nullable(),

@@ -1,6 +1,5 @@
 import type { ListPage } from '@upc/protocol';
 import { type ReactNode, useEffect, useState } from 'react';
-import { api } from '../api.js';
 import { formatNumber } from '../format.js';
 import { type Async, useAsync, useDebounced } from '../hooks.js';
 import { Pager, SearchField } from './pager.js';
@@ -272,14 +271,4 @@ export function ServerListSection({
       <ServerListPager label={`Pages of ${what}`} list={list} one={one} many={what} />
     </ListSection>
   );
-}
-
-/**
- * Usernames for an owner column (one request for every user; the list's own search of owners is the
- * server's): "…" until they have loaded, "unknown user" for an id that is not a user.
- */
-export function useUsernames(): (id: string) => string {
-  const users = useAsync(() => api.listUsers(), []);
-  const names = new Map((users.data ?? []).map((u) => [u.id, u.username]));
-  return (id) => names.get(id) ?? (users.data ? 'unknown user' : '…');
 }

@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { ServerListSection, useServerList, useUsernames } from '../components/list.js';
+import { ServerListSection, useServerList } from '../components/list.js';
 import { TableScroll } from '../components/states.js';
 import { RelativeTime } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
@@ -8,22 +8,30 @@ import { Link } from '../router.js';
 import { PageHeading } from './PageHeading.js';
 
 const PAGE_SIZE = 20;
-/** A PC heard from within this long is online (agents send a heartbeat every 30 s). */
-export const ONLINE_MS = 2 * 60_000;
+/** A PC heard from within this long has its agent running (agents send a heartbeat every 30 s). */
+export const AGENT_ALIVE_MS = 2 * 60_000;
 
-/** Every PC (admins): online or not, last seen, its current session, OS and agent. */
+/** What a PC is doing: a session runs on it, its agent runs without one, or it is not heard from. */
+type PcStatus = 'In session' | 'Idle' | 'Offline';
+
+const BADGE: Record<PcStatus, string> = {
+  'In session': 'badge--on',
+  Idle: 'badge--idle',
+  Offline: 'badge--idle',
+};
+
+/** Every PC (admins): its status, last seen, its current session, owner, OS and agent. */
 export function Pcs({ live }: { live: LiveSessions }) {
   const list = useServerList((query) => api.listDevicesPage(query), PAGE_SIZE, 30_000);
-  const ownerName = useUsernames();
   const now = useNow();
 
   const sessions = new Map((live.sessions ?? []).map((s) => [s.device.id, s]));
   const rows = (list.state.data?.items ?? []).map((d) => {
     const session = sessions.get(d.id);
     const lastSeen = session && session.lastSeenAt > d.lastSeenAt ? session.lastSeenAt : d.lastSeenAt;
-    const online = session !== undefined || now - Date.parse(lastSeen) < ONLINE_MS;
-    const owner = ownerName(d.ownerId);
-    return { device: d, owner, session, lastSeen, online };
+    const status: PcStatus =
+      session !== undefined ? 'In session' : now - Date.parse(lastSeen) < AGENT_ALIVE_MS ? 'Idle' : 'Offline';
+    return { device: d, session, lastSeen, status };
   });
 
   return (
@@ -52,13 +60,11 @@ export function Pcs({ live }: { live: LiveSessions }) {
               </tr>
             </thead>
             <tbody>
-              {rows.map(({ device, owner, session, lastSeen, online }) => (
+              {rows.map(({ device, session, lastSeen, status }) => (
                 <tr key={device.id}>
                   <td>{device.name}</td>
                   <td>
-                    <span className={`badge ${online ? 'badge--on' : 'badge--idle'}`}>
-                      {online ? 'Online' : 'Offline'}
-                    </span>
+                    <span className={`badge ${BADGE[status]}`}>{status}</span>
                   </td>
                   <td>
                     {session ? (
@@ -73,7 +79,7 @@ export function Pcs({ live }: { live: LiveSessions }) {
                   <td>
                     <RelativeTime iso={lastSeen} />
                   </td>
-                  <td>{owner}</td>
+                  <td>{device.ownerName}</td>
                   <td>{device.os}</td>
                   <td>{device.agentVersion}</td>
                 </tr>

@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { ServerListSection, useServerList, useUsernames } from '../components/list.js';
+import { ServerListSection, useServerList } from '../components/list.js';
 import { TableScroll } from '../components/states.js';
 import { RelativeTime, WorkspaceSize } from '../components/time.js';
 import type { LiveSessions } from '../events.js';
@@ -11,7 +11,6 @@ const PAGE_SIZE = 20;
 /** Every workspace (admins): owner, size, last activity and who holds its lease now. */
 export function Workspaces({ live }: { live: LiveSessions }) {
   const list = useServerList((query) => api.listWorkspacesPage(query), PAGE_SIZE);
-  const ownerName = useUsernames();
   const holders = new Map((live.sessions ?? []).map((s) => [s.workspace.id, s]));
 
   return (
@@ -42,15 +41,14 @@ export function Workspaces({ live }: { live: LiveSessions }) {
             <tbody>
               {(list.state.data?.items ?? []).map((w) => {
                 const holder = holders.get(w.id);
-                const owner = ownerName(w.ownerId);
                 return (
                   <tr key={w.id}>
                     <td>
-                      <Link to={`/workspaces/${w.id}`} aria-label={`${w.name} (${owner})`}>
+                      <Link to={`/workspaces/${w.id}`} aria-label={`${w.name} (${w.ownerName})`}>
                         {w.name}
                       </Link>
                     </td>
-                    <td>{owner}</td>
+                    <td>{w.ownerName}</td>
                     <td className="num">
                       <WorkspaceSize stored={w.storedBytes} quota={w.quotaBytes} />
                     </td>

@@ -2,9 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Device } from '../generated/prisma/client.js';
 import { DATABASE } from './tokens.js';
 import type { Database } from './database.js';
-import { type OwnedFilter, ownedWhere, type Slice } from './slice.js';
+import { type OwnedFilter, ownedWhere, type Slice, WITH_OWNER_NAME, type WithOwnerName } from './slice.js';
 
 export type DeviceRow = Device;
+/** A device of a list, with its owner's username. */
+export type OwnedDeviceRow = WithOwnerName<DeviceRow>;
 
 /** What an agent's heartbeat says about its session (HeartbeatRequest). */
 export interface HeartbeatReport {
@@ -60,11 +62,12 @@ export class DeviceRepository {
 
   /**
    * Devices by name (then age and id, so that pages are stable), of one owner if given, whose name,
-   * OS or owner's username contains `search`; `page` takes a slice of them.
+   * OS or owner's username contains `search`; `page` takes a slice of them. With their owners' names.
    */
-  list(filter: OwnedFilter = {}, page: Slice = {}): Promise<DeviceRow[]> {
+  list(filter: OwnedFilter = {}, page: Slice = {}): Promise<OwnedDeviceRow[]> {
     return this.db.device.findMany({
       where: ownedWhere(filter, ['name', 'os']),
+      include: WITH_OWNER_NAME,
       orderBy: [{ name: 'asc' }, { createdAt: 'asc' }, { id: 'asc' }],
       skip: page.offset,
       take: page.limit,

@@ -10,6 +10,14 @@ export interface Slice {
  */
 export const literal = (text: string): string => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
+/**
+ * What a list of rows with an owner includes to have each row's owner's username (the API's
+ * `ownerName`): Prisma reads the owners of all the rows found in one more query, not one a row.
+ */
+export const WITH_OWNER_NAME = { owner: { select: { username: true } } } as const;
+/** A row with its owner's username, as a query including WITH_OWNER_NAME answers it. */
+export type WithOwnerName<R> = R & { owner: { username: string } };
+
 /** A list of one owner's rows (or everyone's), those matching `search` if given. */
 export interface OwnedFilter {
   ownerId?: string | undefined;

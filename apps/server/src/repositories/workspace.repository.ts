@@ -2,9 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Prisma, Workspace } from '../generated/prisma/client.js';
 import { DATABASE } from './tokens.js';
 import type { Database, Transaction } from './database.js';
-import { type OwnedFilter, ownedWhere, type Slice } from './slice.js';
+import { type OwnedFilter, ownedWhere, type Slice, WITH_OWNER_NAME, type WithOwnerName } from './slice.js';
 
 export type WorkspaceRow = Workspace;
+/** A workspace of a list, with its owner's username. */
+export type OwnedWorkspaceRow = WithOwnerName<WorkspaceRow>;
 
 /** The workspace row as seen under its lock, with the database's clock. */
 export interface LockedWorkspace {
@@ -25,11 +27,12 @@ export class WorkspaceRepository {
 
   /**
    * Workspaces by name (then age and id, so that pages are stable), of one owner if given, whose name
-   * or owner's username contains `search`; `page` takes a slice of them.
+   * or owner's username contains `search`; `page` takes a slice of them. With their owners' names.
    */
-  list(filter: OwnedFilter = {}, page: Slice = {}): Promise<WorkspaceRow[]> {
+  list(filter: OwnedFilter = {}, page: Slice = {}): Promise<OwnedWorkspaceRow[]> {
     return this.db.workspace.findMany({
       where: ownedWhere(filter, ['name']),
+      include: WITH_OWNER_NAME,
       orderBy: [{ name: 'asc' }, { createdAt: 'asc' }, { id: 'asc' }],
       skip: page.offset,
       take: page.limit,

@@ -5,8 +5,10 @@ import { type Actor, isAdmin } from '../actor.js';
 import { notFound } from '../errors.js';
 import { DeviceRepository, type DeviceRow } from '../repositories/device.repository.js';
 import type { OwnedFilter, Slice } from '../repositories/slice.js';
+import { UserRepository } from '../repositories/user.repository.js';
 import { AuditService } from './audit.service.js';
 import { toDevice } from './dto.js';
+import { ownerNameOf } from './owner-name.js';
 import { listOwned, type Paged } from './paging.js';
 
 const CACHE_KEY_BYTES = 32;
@@ -16,6 +18,7 @@ const CACHE_KEY_BYTES = 32;
 export class DeviceService {
   constructor(
     private readonly devices: DeviceRepository,
+    private readonly users: UserRepository,
     private readonly audit: AuditService,
   ) {}
 
@@ -27,7 +30,7 @@ export class DeviceService {
       targetId: row.id,
       details: { name: row.name, machineId: row.machineId, os: row.os },
     });
-    return toDevice(row);
+    return toDevice(row, actor.username);
   }
 
   /**
@@ -36,12 +39,16 @@ export class DeviceService {
    * only moves lastSeenAt.
    */
   async heartbeat(actor: Actor, id: string, request: HeartbeatRequest = {}): Promise<Device> {
-    await this.requireOwned(actor, id);
+    const device = await this.requireOwned(actor, id);
     const reports =
       request.state !== undefined ||
       request.pendingChanges !== undefined ||
       request.pendingBytes !== undefined;
-    return toDevice(await this.devices.heartbeat(id, reports ? request : undefined));
+    const [row, ownerName] = await Promise.all([
+      this.devices.heartbeat(id, reports ? request : undefined),
+      ownerNameOf(this.users, actor, device.ownerId, 'device'),
+    ]);
+    return toDevice(row, ownerName);
   }
 
   /**
@@ -49,7 +56,9 @@ export class DeviceService {
    * the name, the OS or the owner's username, `limit` and `offset` take a page (with the total).
    */
   list(actor: Actor, query: OwnedFilter & Slice = {}): Promise<Paged<Device>> {
-    return listOwned(actor, query, this.devices, (rows) => rows.map(toDevice));
+    return listOwned(actor, query, this.devices, (rows) =>
+      rows.map((row) => toDevice(row, row.owner.username)),
+    );
   }
 
   /**

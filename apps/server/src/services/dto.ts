@@ -15,9 +15,10 @@ export const toUser = (row: UserRow): User => ({
   createdAt: row.createdAt.toISOString(),
 });
 
-export const toDevice = (row: DeviceRow): Device => ({
+export const toDevice = (row: DeviceRow, ownerName: string): Device => ({
   id: row.id,
   ownerId: row.ownerId,
+  ownerName,
   machineId: row.machineId,
   name: row.name,
   os: row.os,
@@ -26,9 +27,10 @@ export const toDevice = (row: DeviceRow): Device => ({
   lastSeenAt: row.lastSeenAt.toISOString(),
 });
 
-export const toWorkspace = (row: WorkspaceRow, storedBytes: number): Workspace => ({
+export const toWorkspace = (row: WorkspaceRow, ownerName: string, storedBytes: number): Workspace => ({
   id: row.id,
   ownerId: row.ownerId,
+  ownerName,
   name: row.name,
   policy: (row.policy as Record<string, unknown> | null) ?? null,
   headVersionId: row.headVersionId,

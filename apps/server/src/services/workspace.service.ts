@@ -11,6 +11,7 @@ import type { OwnedFilter, Slice } from '../repositories/slice.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { AuditService } from './audit.service.js';
 import { toWorkspace } from './dto.js';
+import { ownerNameOf } from './owner-name.js';
 import { listOwned, type Paged } from './paging.js';
 import { workspacePrefix } from './storage-keys.js';
 
@@ -42,10 +43,13 @@ export class WorkspaceService {
     request: { name: string; policy: Record<string, unknown> | null; ownerId?: string | undefined },
   ): Promise<Workspace> {
     const ownerId = request.ownerId ?? actor.id;
+    let ownerName = actor.username;
     if (ownerId !== actor.id) {
       if (!isAdmin(actor))
         throw new ApiException('forbidden', 'only an admin may create a workspace for another user');
-      if (!(await this.users.findById(ownerId))) throw notFound('owner');
+      const owner = await this.users.findById(ownerId);
+      if (!owner) throw notFound('owner');
+      ownerName = owner.username;
     }
     let row: WorkspaceRow;
     try {
@@ -68,7 +72,7 @@ export class WorkspaceService {
       workspaceId: row.id,
       details: { name: row.name, ownerId },
     });
-    return toWorkspace(row, 0);
+    return toWorkspace(row, ownerName, 0);
   }
 
   /**
@@ -96,13 +100,12 @@ export class WorkspaceService {
   list(actor: Actor, query: OwnedFilter & Slice = {}): Promise<Paged<Workspace>> {
     return listOwned(actor, query, this.workspaces, async (rows) => {
       const bytes = await this.workspaces.storedBytes(rows.map((row) => row.id));
-      return rows.map((row) => toWorkspace(row, bytes.get(row.id) ?? 0));
+      return rows.map((row) => toWorkspace(row, row.owner.username, bytes.get(row.id) ?? 0));
     });
   }
 
   async get(actor: Actor, id: string): Promise<Workspace> {
-    const row = await this.requireAccess(actor, id);
-    return toWorkspace(row, (await this.workspaces.storedBytes([id])).get(id) ?? 0);
+    return this.answer(actor, await this.requireAccess(actor, id));
   }
 
   async setPolicy(actor: Actor, id: string, policy: Record<string, unknown> | null): Promise<Workspace> {
@@ -114,7 +117,7 @@ export class WorkspaceService {
       targetId: id,
       workspaceId: id,
     });
-    return toWorkspace(row, (await this.workspaces.storedBytes([id])).get(id) ?? 0);
+    return this.answer(actor, row);
   }
 
   /** Admins only (the controller checks): null lifts the quota. */
@@ -128,7 +131,16 @@ export class WorkspaceService {
       workspaceId: id,
       details: { quotaBytes },
     });
-    return toWorkspace(row, (await this.workspaces.storedBytes([id])).get(id) ?? 0);
+    return this.answer(actor, row);
+  }
+
+  /** A workspace as the API answers it: with its owner's username and the bytes it stores. */
+  private async answer(actor: Actor, row: WorkspaceRow): Promise<Workspace> {
+    const [ownerName, bytes] = await Promise.all([
+      ownerNameOf(this.users, actor, row.ownerId, 'workspace'),
+      this.workspaces.storedBytes([row.id]),
+    ]);
+    return toWorkspace(row, ownerName, bytes.get(row.id) ?? 0);
   }
 
   /** Deletes the rows first, so nothing references the bytes, then the bytes under the workspace's prefix. */
