@@ -76,9 +76,20 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
       .filter({ has: page.getByRole('link', { name: 'default (gus)' }) });
     expect((await row.getByRole('cell').allTextContents()).slice(0, 2)).toEqual(['default', 'gus']);
     await screenshot(page, 'workspaces');
+    // The page names its owner and PCs without listing every user or every PC of the fleet.
+    const asked: string[] = [];
+    page.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname === '/api/v1/users' || url.pathname === '/api/v1/devices')
+        asked.push(url.pathname + url.search);
+    });
     await link.click();
 
     await page.getByRole('heading', { name: 'default', level: 1 }).waitFor();
+    await page.getByRole('term').filter({ hasText: 'Owner' }).waitFor();
+    expect(
+      await page.locator('.facts div').filter({ hasText: 'Owner' }).getByRole('definition').textContent(),
+    ).toBe('gus');
     const timeline = page.getByRole('table', { name: 'Versions' });
     await timeline.getByRole('cell', { name: 'logout', exact: true }).waitFor();
     expect(await timeline.getByRole('cell', { name: 'sync', exact: true }).count()).toBe(
@@ -89,6 +100,7 @@ describe('the console pages for workspaces, PCs and the audit log', () => {
     expect(await timeline.getByRole('cell', { name: 'pc-gus', exact: true }).count()).toBe(versions.length);
     expect(await timeline.getByText(/^\+\d/).count()).toBeGreaterThan(0); // the files added show as growth
     await page.getByTestId('lease').getByText('Nobody holds the lease.').waitFor();
+    expect(asked).toEqual([`/api/v1/devices?ownerId=${gus.id}`]);
     await screenshot(page, 'workspace');
     await closePage(page);
 

@@ -46,17 +46,15 @@ export function Workspace({
   const [timelineKey, setTimelineKey] = useState(0);
   const admin = me.role === 'admin';
   const workspace = useAsync(() => api.getWorkspace(id), [id]);
-  // Names for ids: PCs (an admin sees every PC, a user their own) and, for admins, users.
-  const names = useAsync(async () => {
-    const [devices, users] = await Promise.all([
-      api.listDevices(),
-      admin ? api.listUsers() : Promise.resolve([me]),
-    ]);
-    return {
-      devices: new Map(devices.map((d) => [d.id, d.name])),
-      users: new Map(users.map((u) => [u.id, u.username])),
-    };
-  }, [admin, me]);
+  // Names of the PCs its versions and lease name: its owner's (a PC is registered by its user).
+  const ownerId = workspace.data?.ownerId;
+  const devices = useAsync(
+    async () =>
+      new Map(
+        ownerId === undefined ? [] : (await api.listDevices({ ownerId })).map((d) => [d.id, d.name]),
+      ),
+    [ownerId],
+  );
 
   if (workspace.data === undefined) {
     if (isNotFound(workspace.error)) {
@@ -81,8 +79,7 @@ export function Workspace({
 
   const w = workspace.data;
   const deviceName = (deviceId: string | null) =>
-    deviceId === null ? undefined : (names.data?.devices.get(deviceId) ?? undefined);
-  const owner = names.data?.users.get(w.ownerId);
+    deviceId === null ? undefined : (devices.data?.get(deviceId) ?? undefined);
   const session = live.sessions?.find((s) => s.workspace.id === w.id);
 
   return (
@@ -95,7 +92,7 @@ export function Workspace({
       <dl className="facts">
         <div>
           <dt>Owner</dt>
-          <dd>{owner ?? '…'}</dd>
+          <dd>{w.ownerName}</dd>
         </div>
         <div>
           <dt>Size</dt>
@@ -125,7 +122,11 @@ export function Workspace({
           deviceName(deviceId) ?? (session?.device.id === deviceId ? session.device.name : undefined)
         }
         userName={(userId) =>
-          names.data?.users.get(userId) ?? (session?.user.id === userId ? session.user.username : undefined)
+          userId === w.ownerId
+            ? w.ownerName
+            : session?.user.id === userId
+              ? session.user.username
+              : undefined
         }
         onReleased={workspace.reload}
       />
