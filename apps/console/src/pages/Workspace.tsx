@@ -50,9 +50,7 @@ export function Workspace({
   const ownerId = workspace.data?.ownerId;
   const devices = useAsync(
     async () =>
-      new Map(
-        ownerId === undefined ? [] : (await api.listDevices({ ownerId })).map((d) => [d.id, d.name]),
-      ),
+      new Map(ownerId === undefined ? [] : (await api.listDevices({ ownerId })).map((d) => [d.id, d.name])),
     [ownerId],
   );
 
@@ -122,11 +120,7 @@ export function Workspace({
           deviceName(deviceId) ?? (session?.device.id === deviceId ? session.device.name : undefined)
         }
         userName={(userId) =>
-          userId === w.ownerId
-            ? w.ownerName
-            : session?.user.id === userId
-              ? session.user.username
-              : undefined
+          userId === w.ownerId ? w.ownerName : session?.user.id === userId ? session.user.username : undefined
         }
         onReleased={workspace.reload}
       />
