@@ -155,6 +155,7 @@ describe('LocalRepository.hold', () => {
       'last bytes cut': bytes.subarray(0, bytes.length - 3),
       'one byte': bytes.subarray(0, 1),
       empty: Buffer.alloc(0),
+      'magic altered': flipped(bytes, 0),
       'end marker altered': flipped(bytes, bytes.length - 1),
       'entry count altered': flipped(bytes, countAt + 3),
       'an entry offset altered': flipped(bytes, indexStart + 44 + 32 + 7),

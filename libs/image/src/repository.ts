@@ -7,7 +7,9 @@ import { decodeObject, encodeObject, MAX_OBJECT_SIZE } from './object.js';
 import {
   encodePack,
   PACK_ENTRY_SIZE,
+  PACK_MAGIC,
   PACK_TRAILER_SIZE,
+  PackFormatError,
   type PackObject,
   parsePackIndex,
   readPackTrailer,
@@ -135,6 +137,8 @@ export class LocalRepository implements Repository {
     if (top === 'data') {
       this.index.set(name, { file, offset: 0, length: bytes.length });
     } else {
+      if (!bytes.subarray(0, PACK_MAGIC.length).equals(PACK_MAGIC))
+        throw new PackFormatError('not a uPC pack (bad magic)');
       const count = readPackTrailer(bytes.subarray(bytes.length - PACK_TRAILER_SIZE), bytes.length);
       const end = bytes.length - PACK_TRAILER_SIZE;
       const index = bytes.subarray(end - count * PACK_ENTRY_SIZE, end);
