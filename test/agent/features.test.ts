@@ -1,24 +1,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  cp,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  realpath,
-  rm,
-  stat,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalRepository, materialize, UpcFile } from '@upc/image';
 import { ApiError } from '@upc/protocol';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../apps/server/src/embedded-postgres.js';
 import {
   contentListing,
@@ -26,32 +14,24 @@ import {
   filesUnder,
   history,
   isAlive,
-  type Pc,
+  loginOk,
+  logoutOk,
   simulatedPcs,
   startUpc,
   UPC,
 } from '../support/agent.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { testFolder } from '../support/scratch.js';
 
 let server: TestServer;
 const pc = simulatedPcs(() => server.url);
-const scratch: string[] = [];
 
 beforeAll(async () => {
   server = await startTestServer();
 });
-afterEach(async () => {
-  for (const dir of scratch.splice(0)) await rm(dir, { recursive: true, force: true });
-});
 afterAll(async () => {
   await server.close();
 });
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'upc-features-'));
-  scratch.push(dir);
-  return dir;
-}
 
 interface LoginJson {
   resumed: boolean;
@@ -69,25 +49,9 @@ async function loginClient(user: string) {
   return client;
 }
 
-async function loginOk(on: Pc, user: string, extra: string[] = []): Promise<LoginJson> {
-  const result = await on.login(user, extra);
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as LoginJson;
-}
-
-/** Logs out, and checks that the session's daemon is gone and the session folder wiped. */
-async function logoutOk(on: Pc, extra: string[] = []): Promise<{ kept: string | null }> {
-  const pid = await on.daemonPid();
-  const result = await on.run(['logout', '--json', ...extra]);
-  expect(result.code, result.stderr).toBe(0);
-  if (pid !== undefined) expect(isAlive(pid)).toBe(false);
-  await expect(stat(join(on.home, 'session'))).rejects.toThrow();
-  return JSON.parse(result.stdout) as { kept: string | null };
-}
-
 /** The version a `.upc` file holds now, written out into a fresh folder. */
 async function unpack(file: string): Promise<string> {
-  const dir = await tempDir();
+  const dir = await testFolder('upc-features-');
   const upc = await UpcFile.open(file);
   try {
     await upc.verify();
@@ -116,7 +80,7 @@ describe('upc exec and upc shell', () => {
   it('runs a command with HOME and the working folder in the workspace, passes its exit code through, and syncs what it writes', async () => {
     await server.user('gus');
     const a = await pc('pc-a');
-    await loginOk(a, 'gus');
+    await loginOk<LoginJson>(a, 'gus');
     const home = await realpath(a.files);
 
     const ran = await a.run([
@@ -146,7 +110,7 @@ describe('upc exec and upc shell', () => {
     // What the command wrote is in HEAD: another PC finds it.
     await logoutOk(a);
     const b = await pc('pc-b');
-    await loginOk(b, 'gus');
+    await loginOk<LoginJson>(b, 'gus');
     expect(await readFile(join(b.files, 'made.txt'), 'utf8')).toBe('made by exec\n');
     await logoutOk(b);
 
@@ -158,7 +122,7 @@ describe('upc exec and upc shell', () => {
   it('waits for the command when Ctrl-C reaches them both, and gives its exit code', async () => {
     await server.user('hal');
     const a = await pc('pc-a');
-    await loginOk(a, 'hal');
+    await loginOk<LoginJson>(a, 'hal');
     // The command survives SIGINT (as an editor or a REPL does); upc must not leave it behind.
     const started = startUpc(
       ['exec', '--', 'sh', '-c', 'trap "" INT QUIT; touch ready; sleep 1; echo done > after.txt; exit 3'],
@@ -183,7 +147,7 @@ describe('upc exec and upc shell', () => {
   it('upc shell runs $SHELL in the workspace, reading commands from standard input', async () => {
     await server.user('ida');
     const a = await pc('pc-a');
-    await loginOk(a, 'ida');
+    await loginOk<LoginJson>(a, 'ida');
     const result = await a.run(['shell'], 'echo $HOME > where.txt\necho "in $(pwd -P)"\nexit 4\n', {
       SHELL: '/bin/sh',
     });
@@ -199,7 +163,7 @@ describe('upc history and upc restore', () => {
   it('lists versions, rolls the workspace or one path back as a checkpoint, and refuses bad input', async () => {
     await server.user('jo');
     const a = await pc('pc-a');
-    await loginOk(a, 'jo');
+    await loginOk<LoginJson>(a, 'jo');
     await mkdir(join(a.files, 'dir'));
     await writeFile(join(a.files, 'a.txt'), 'one');
     await writeFile(join(a.files, 'dir/b.txt'), 'bee');
@@ -265,7 +229,7 @@ describe('upc history and upc restore', () => {
     // Every restore is durable: another PC finds the last one.
     await logoutOk(a);
     const b = await pc('pc-b');
-    await loginOk(b, 'jo');
+    await loginOk<LoginJson>(b, 'jo');
     expect(await contentListing(b.files)).toEqual(atV2);
     await logoutOk(b);
   });
@@ -275,7 +239,7 @@ describe('.upc files', () => {
   it('exports from a session and with credentials, imports into another workspace, and refuses a damaged file', async () => {
     await server.user('kai');
     const a = await pc('pc-a');
-    await loginOk(a, 'kai');
+    await loginOk<LoginJson>(a, 'kai');
     await mkdir(join(a.files, 'docs/deep'), { recursive: true });
     await writeFile(join(a.files, 'docs/deep/note.txt'), 'kai was here\n');
     await writeFile(join(a.files, 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
@@ -284,7 +248,7 @@ describe('.upc files', () => {
     await a.ok(['sync']);
     const expected = await contentListing(a.files);
 
-    const dir = await tempDir();
+    const dir = await testFolder('upc-features-');
     // In a session: the session's sign-in is enough.
     const fromSession = await a.run(['image', 'export', '--out', join(dir, 'session.upc'), '--json']);
     expect(fromSession.code, fromSession.stderr).toBe(0);
@@ -313,7 +277,7 @@ describe('.upc files', () => {
     );
     expect(imported.code, imported.stderr).toBe(0);
     const { version } = JSON.parse(imported.stdout) as { version: string };
-    await loginOk(b, 'kai', ['--workspace', 'other']);
+    await loginOk<LoginJson>(b, 'kai', ['--workspace', 'other']);
     expect(await contentListing(b.files)).toEqual(expected);
     expect((await history(b))[0]).toMatchObject({ id: version, kind: 'checkpoint' });
     await logoutOk(b);
@@ -347,14 +311,14 @@ describe('.upc files', () => {
   it('upc run works from the file with no server and saves edits back into it', async () => {
     await server.user('lee');
     const a = await pc('pc-a');
-    await loginOk(a, 'lee');
+    await loginOk<LoginJson>(a, 'lee');
     await writeFile(join(a.files, 'kept.txt'), 'from the server');
     await mkdir(join(a.files, 'sub'));
     await writeFile(join(a.files, 'sub/gone.txt'), 'to be removed');
     await a.ok(['sync']);
     const expected = await contentListing(a.files);
     await logoutOk(a);
-    const dir = await tempDir();
+    const dir = await testFolder('upc-features-');
     const file = join(dir, 'lee.upc');
     expect((await a.run(['image', 'export', '--out', file], '', credentials('lee'))).code).toBe(0);
 
@@ -408,14 +372,14 @@ describe('the encrypted device cache', () => {
 
     // The workspace's content comes from another PC, so the first login here fetches it.
     const w = await pc('pc-w');
-    await loginOk(w, 'kim');
+    await loginOk<LoginJson>(w, 'kim');
     for (let i = 0; i < 20; i++) await writeFile(join(w.files, `file-${i}.txt`), `file ${i}\n`);
     await writeFile(join(w.files, 'big.bin'), randomBytes(600 * 1024));
     await logoutOk(w);
 
     const a = await pc('pc-a');
     expect(await a.ok(['device', 'keep-cache', 'on'])).toContain('encrypted cache');
-    const first = await loginOk(a, 'kim');
+    const first = await loginOk<LoginJson>(a, 'kim');
     expect(first.fetched.objects).toBeGreaterThan(3);
     await writeFile(join(a.files, 'secret.txt'), secret);
     await a.ok(['sync']);
@@ -431,14 +395,14 @@ describe('the encrypted device cache', () => {
     expect(await anyFileHolds(cache, secret)).toBe(false);
     expect(await anyFileHolds(cache, 'file 1\n')).toBe(false);
 
-    const second = await loginOk(a, 'kim');
+    const second = await loginOk<LoginJson>(a, 'kim');
     expect(second.fetched.objects).toBe(0);
     expect(await contentListing(a.files)).toEqual(expected);
     await logoutOk(a);
 
     // Another user of this PC: kim's cache, even put in their place, does not open with their key.
     await cp(cache, join(a.home, 'cache', louId), { recursive: true });
-    await loginOk(a, 'lou');
+    await loginOk<LoginJson>(a, 'lou');
     const louCache = await filesUnder(join(a.home, 'cache', louId));
     expect(louCache.filter((f) => kept.includes(f))).toEqual([]);
     expect(await contentListing(a.files)).toEqual({});
@@ -451,7 +415,7 @@ describe('the encrypted device cache', () => {
 
     // kim's own cache was left alone.
     expect(await filesUnder(cache)).toEqual(kept);
-    const third = await loginOk(a, 'kim');
+    const third = await loginOk<LoginJson>(a, 'kim');
     expect(third.fetched.objects).toBe(0);
     expect(await contentListing(a.files)).toEqual(expected);
     await logoutOk(a);
@@ -460,7 +424,7 @@ describe('the encrypted device cache', () => {
   it('is off by default: after logout the PC keeps no cache and no session', async () => {
     await server.user('max');
     const a = await pc('pc-a');
-    await loginOk(a, 'max');
+    await loginOk<LoginJson>(a, 'max');
     await writeFile(join(a.files, 'x.txt'), 'x');
     await logoutOk(a);
     const left = await readdir(a.home);
@@ -479,11 +443,11 @@ describe('sessions on one PC', () => {
     expect(none.code).toBe(0);
     expect(JSON.parse(none.stdout)).toEqual({ session: null });
 
-    const first = await loginOk(a, 'ned');
+    const first = await loginOk<LoginJson>(a, 'ned');
     expect(first.resumed).toBe(false);
     await writeFile(join(a.files, 'mine.txt'), 'ned');
     const pid = await a.daemonPid();
-    const again = await loginOk(a, 'ned');
+    const again = await loginOk<LoginJson>(a, 'ned');
     expect(again.resumed).toBe(true);
     expect(await a.daemonPid()).toBe(pid);
     const other = await a.login('oli');
@@ -498,7 +462,7 @@ describe('sessions on one PC', () => {
     expect(JSON.parse((await a.run(['status', '--json'])).stdout)).toEqual({ session: null });
 
     // The other user can log in now.
-    await loginOk(a, 'oli');
+    await loginOk<LoginJson>(a, 'oli');
     await logoutOk(a);
   });
 });
@@ -556,7 +520,7 @@ describe('progress', () => {
   it('a login restoring several MiB prints plain progress lines on standard error only', async () => {
     await server.user('pia');
     const w = await pc('pc-w');
-    await loginOk(w, 'pia');
+    await loginOk<LoginJson>(w, 'pia');
     await writeFile(join(w.files, 'big.bin'), randomBytes(6 * 1024 * 1024));
     await logoutOk(w);
 
@@ -594,7 +558,7 @@ describe('progress', () => {
   it('draws a bar on a terminal', async () => {
     await server.user('quin');
     const w = await pc('pc-w');
-    await loginOk(w, 'quin');
+    await loginOk<LoginJson>(w, 'quin');
     await writeFile(join(w.files, 'big.bin'), randomBytes(6 * 1024 * 1024));
     await logoutOk(w);
     const slow = await slowDownloads(600);

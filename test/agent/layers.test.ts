@@ -3,7 +3,6 @@ import {
   chown,
   lstat,
   mkdir,
-  mkdtemp,
   readdir,
   readFile,
   realpath,
@@ -13,23 +12,28 @@ import {
   symlink,
   writeFile,
 } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../apps/server/src/embedded-postgres.js';
 import { EXIT } from '../../apps/agent/src/exit-codes.js';
-import { contentListing, eventually, history, isAlive, type Pc, simulatedPcs } from '../support/agent.js';
+import {
+  contentListing,
+  eventually,
+  history,
+  isAlive,
+  loginOk,
+  logoutOk,
+  type Pc,
+  simulatedPcs,
+} from '../support/agent.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { testFolder } from '../support/scratch.js';
 
 let server: TestServer;
 const pc = simulatedPcs(() => server.url);
-const scratch: string[] = [];
 
 beforeAll(async () => {
   server = await startTestServer();
-});
-afterEach(async () => {
-  for (const dir of scratch.splice(0)) await rm(dir, { recursive: true, force: true });
 });
 afterAll(async () => {
   await server.close();
@@ -48,18 +52,6 @@ interface SessionJson {
   committed: { versionId: string | null; root: string };
 }
 
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'upc-layers-'));
-  scratch.push(dir);
-  return dir;
-}
-
-async function loginOk(on: Pc, user: string): Promise<LoginJson> {
-  const result = await on.login(user);
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as LoginJson;
-}
-
 const sessionOf = async (on: Pc) =>
   JSON.parse(await readFile(join(on.home, 'session', 'session.json'), 'utf8')) as SessionJson;
 
@@ -69,21 +61,10 @@ const exists = (path: string) =>
     () => false,
   );
 
-/** Logs out and checks that the daemon has ended, the session is wiped and no layers stay in memory. */
-async function logoutOk(on: Pc, extra: string[] = []): Promise<{ kept: string | null }> {
-  const pid = await on.daemonPid();
-  const result = await on.run(['logout', '--json', ...extra]);
-  expect(result.code, result.stderr).toBe(0);
-  if (pid !== undefined) expect(isAlive(pid)).toBe(false);
-  expect(await exists(join(on.home, 'session'))).toBe(false);
-  expect(await exists(on.memoryLayers)).toBe(false);
-  return JSON.parse(result.stdout) as { kept: string | null };
-}
-
 /** What a second PC finds in the workspace's HEAD (it logs in and out again). */
 async function headListing(user: string): Promise<Record<string, string>> {
   const b = await pc('pc-b');
-  await loginOk(b, user);
+  await loginOk<LoginJson>(b, user);
   const listed = await contentListing(b.files);
   await logoutOk(b);
   return listed;
@@ -120,7 +101,7 @@ describe('session layers in memory', () => {
     await server.user('mia');
     const a = await pc('pc-a');
     expect(await exists(a.memoryLayers)).toBe(false);
-    const login = await loginOk(a, 'mia');
+    const login = await loginOk<LoginJson>(a, 'mia');
     await expectInMemory(a, login.path);
     expect(a.files.startsWith(`${a.memoryLayers}/`)).toBe(true);
 
@@ -154,7 +135,7 @@ describe('session layers in memory', () => {
     const disk = await a.run(['device', 'layers', 'disk']);
     expect(disk.code, disk.stderr).toBe(0);
     expect(disk.stdout).toContain('disk');
-    const login = await loginOk(a, 'noa');
+    const login = await loginOk<LoginJson>(a, 'noa');
     const onDisk = join(a.home, 'session', 'workspace');
     expect(login.path).toBe(onDisk);
     expect((await sessionOf(a)).path).toBe(onDisk);
@@ -169,18 +150,18 @@ describe('session layers in memory', () => {
       expect(refused.stderr).toContain('auto, memory or disk');
     }
     // A refused choice changed nothing: still on disk.
-    expect((await loginOk(a, 'noa')).path).toBe(onDisk);
+    expect((await loginOk<LoginJson>(a, 'noa')).path).toBe(onDisk);
     expect(await readFile(join(a.files, 'on-disk.txt'), 'utf8')).toBe('on disk');
     await logoutOk(a);
 
     expect((await a.run(['device', 'layers', 'auto'])).code).toBe(0);
-    const back = await loginOk(a, 'noa');
+    const back = await loginOk<LoginJson>(a, 'noa');
     await expectInMemory(a, back.path);
     expect(await readFile(join(a.files, 'on-disk.txt'), 'utf8')).toBe('on disk');
     await logoutOk(a);
 
     expect((await a.run(['device', 'layers', 'memory'])).code).toBe(0);
-    await expectInMemory(a, (await loginOk(a, 'noa')).path);
+    await expectInMemory(a, (await loginOk<LoginJson>(a, 'noa')).path);
     await logoutOk(a);
   });
 });
@@ -189,13 +170,13 @@ describe('a squatter on the memory folder’s name', () => {
   it('a symlink to a folder of someone else: removed, not followed; the login gets a private folder', async () => {
     await server.user('oda');
     const a = await pc('pc-a');
-    const theirs = await tempDir();
+    const theirs = await testFolder('upc-layers-');
     await writeFile(join(theirs, 'marker'), 'do not touch');
     await chmod(theirs, 0o777);
     const before = await contentListing(theirs);
     await symlink(theirs, a.memoryLayers);
 
-    const login = await loginOk(a, 'oda');
+    const login = await loginOk<LoginJson>(a, 'oda');
     await expectInMemory(a, login.path);
     expect(await contentListing(theirs)).toEqual(before);
     expect((await stat(theirs)).mode & 0o777).toBe(0o777);
@@ -218,7 +199,7 @@ describe('a squatter on the memory folder’s name', () => {
       await chmod(join(a.memoryLayers, folder), 0o777);
     await chown(a.memoryLayers, 65534, 65534); // someone else's
 
-    const login = await loginOk(a, 'pia');
+    const login = await loginOk<LoginJson>(a, 'pia');
     await expectInMemory(a, login.path);
     expect(await readdir(a.memoryLayers)).not.toContain('planted');
     expect(await exists(join(a.files, 'planted.txt'))).toBe(false);
@@ -231,7 +212,7 @@ describe('a squatter on the memory folder’s name', () => {
     await server.user('quin');
     const a = await pc('pc-a');
     await writeFile(a.memoryLayers, 'not a folder');
-    await expectInMemory(a, (await loginOk(a, 'quin')).path);
+    await expectInMemory(a, (await loginOk<LoginJson>(a, 'quin')).path);
     await logoutOk(a);
   });
 });
@@ -244,7 +225,7 @@ describe('the PC restarts while the layers are in memory', () => {
     try {
       await own.user('rai');
       const a = await pc('pc-a', own.url);
-      await loginOk(a, 'rai');
+      await loginOk<LoginJson>(a, 'rai');
       await writeFile(join(a.files, 'saved.txt'), 'reached the server');
       await a.ok(['sync']);
       const committed = (await sessionOf(a)).committed;
@@ -286,7 +267,7 @@ describe('the PC restarts while the layers are in memory', () => {
       await logoutOk(a);
 
       const b = await pc('pc-b', current.url);
-      await loginOk(b, 'rai');
+      await loginOk<LoginJson>(b, 'rai');
       expect(await readFile(join(b.files, 'typed.txt'), 'utf8')).toBe('typed just before the restart');
       await logoutOk(b);
     } finally {
@@ -297,11 +278,11 @@ describe('the PC restarts while the layers are in memory', () => {
   it('with no journal (nothing written since login), the next login restores HEAD', async () => {
     await server.user('sol');
     const a = await pc('pc-a');
-    await loginOk(a, 'sol');
+    await loginOk<LoginJson>(a, 'sol');
     await writeFile(join(a.files, 'kept.txt'), 'from an earlier session');
     await logoutOk(a);
 
-    const first = await loginOk(a, 'sol');
+    const first = await loginOk<LoginJson>(a, 'sol');
     expect(first.version).not.toBeNull();
     const { root } = (await sessionOf(a)).committed;
     // The daemon may have journaled its first (unchanged) snapshot; without it, the last commit counts.
@@ -330,7 +311,7 @@ describe('a restart right after the first login to an empty workspace', () => {
   it('nothing was ever saved: the next login ends the lost session with an empty version and starts afresh', async () => {
     await server.user('una');
     const a = await pc('pc-a');
-    const first = await loginOk(a, 'una');
+    const first = await loginOk<LoginJson>(a, 'una');
     expect(first.version).toBeNull();
     await restart(a);
     await rm(join(a.home, 'session', 'journal.json'), { force: true });
@@ -350,7 +331,7 @@ describe('logout after a restart, asked to keep the files', () => {
   it('has nothing to keep: it says so, logs out and leaves nothing behind', async () => {
     await server.user('vic');
     const a = await pc('pc-a');
-    await loginOk(a, 'vic');
+    await loginOk<LoginJson>(a, 'vic');
     await writeFile(join(a.files, 'saved.txt'), 'synced before the restart');
     await a.ok(['sync']);
     await restart(a);
@@ -369,7 +350,7 @@ describe('the agent home spelled another way', () => {
   it('a logout through another spelling of UPC_HOME still removes the layers from memory', async () => {
     await server.user('wyn');
     const a = await pc('pc-a');
-    await loginOk(a, 'wyn');
+    await loginOk<LoginJson>(a, 'wyn');
     await writeFile(join(a.files, 'secret.txt'), 'only while logged in');
     const out = await a.run(['logout', '--json'], '', { UPC_HOME: `${a.home}/./` });
     expect(out.code, out.stderr).toBe(0);
@@ -382,7 +363,7 @@ describe('logout --keep-local with the layers in memory', () => {
   it('moves them to the agent home’s kept folder, whole, and leaves nothing in memory', async () => {
     await server.user('tia');
     const a = await pc('pc-a');
-    await loginOk(a, 'tia');
+    await loginOk<LoginJson>(a, 'tia');
     await expectInMemory(a);
     await mkdir(join(a.files, 'docs'));
     await writeFile(join(a.files, 'docs', 'keep.txt'), 'keep me');

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 
 export const UPC = fileURLToPath(new URL('../../apps/agent/bin/upc.js', import.meta.url));
 
@@ -287,3 +287,26 @@ export interface HistoryRow {
 
 /** The workspace's versions, newest first, as `upc history --json` on that PC lists them. */
 export const history = async (on: Pc) => (await on.ok(['history', '--json'])) as HistoryRow[];
+
+/** `upc login --json` for `user` on the PC, which must succeed; its report, read as `T`. */
+export async function loginOk<T>(on: Pc, user: string, extra: string[] = []): Promise<T> {
+  const result = await on.login(user, extra);
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
+
+/** Logs out and checks that the daemon has ended, the session is wiped and no layers stay in memory. */
+export async function logoutOk(on: Pc, extra: string[] = []): Promise<{ kept: string | null }> {
+  const pid = await on.daemonPid();
+  const result = await on.run(['logout', '--json', ...extra]);
+  expect(result.code, result.stderr).toBe(0);
+  if (pid !== undefined) expect(isAlive(pid)).toBe(false);
+  const gone = (path: string) =>
+    lstat(path).then(
+      () => false,
+      () => true,
+    );
+  expect(await gone(join(on.home, 'session'))).toBe(true);
+  expect(await gone(on.memoryLayers)).toBe(true);
+  return JSON.parse(result.stdout) as { kept: string | null };
+}
