@@ -321,8 +321,97 @@ describe('validation', () => {
       'the policy must be a JSON object like {"v": 1, "platform": "linux", "rules": [...]}',
     ]);
     expect(
-      problems(linux(Array.from({ length: 1001 }, (_, i) => ({ kind: 'forward', path: `/p${i}` })))),
-    ).toEqual(['the policy has more than 1000 rules']);
+      problems(linux(Array.from({ length: 257 }, (_, i) => ({ kind: 'forward', path: `/p${i}` })))),
+    ).toEqual(['the policy has more than 256 rules']);
+    expect(
+      problems(linux(Array.from({ length: 256 }, (_, i) => ({ kind: 'forward', path: `/p${i}` })))),
+    ).toEqual([]);
+  });
+
+  it('refuses a path or pattern over 1024 characters, showing only its start', () => {
+    const long = `/opt/${'x'.repeat(1020)}`;
+    expect(long).toHaveLength(1025);
+    expect(problems(linux([{ kind: 'forward', path: long }]))).toEqual([
+      `rule 1 (forward ${long.slice(0, 100)}…): the path is 1025 characters long, over the limit of 1024`,
+    ]);
+    expect(
+      overrideProblems(
+        defaultPolicy('linux'),
+        linux([{ kind: 'exclude', pattern: `~/${'y'.repeat(1023)}` }]),
+      ),
+    ).toEqual([
+      `override rule 1 (exclude ~/${'y'.repeat(98)}…): the pattern is 1025 characters long, over the limit of 1024`,
+    ]);
+    expect(problems(linux([{ kind: 'forward', path: long.slice(0, 1024) }]))).toEqual([]);
+  });
+
+  it.each(['forward', 'cow', 'ephemeral'])(
+    'refuses %s of the kernel and run-time folders, and of anything under /proc, /sys and /dev',
+    (kind) => {
+      const why = "a session that does not see the host's own breaks at every login";
+      expect(
+        problems(
+          linux([
+            { kind, path: '/proc' },
+            { kind, path: '/sys' },
+            { kind, path: '/dev' },
+            { kind, path: '/run' },
+          ]),
+        ),
+      ).toEqual([
+        `rule 1 (${kind} /proc): /proc is the kernel's view of the running processes; ${why}, so it can only be host`,
+        `rule 2 (${kind} /sys): /sys is the kernel's view of devices and drivers; ${why}, so it can only be host`,
+        `rule 3 (${kind} /dev): /dev is the host's device nodes; ${why}, so it can only be host`,
+        `rule 4 (${kind} /run): /run is the host's run-time state (sockets, PID files, logins); ${why}, so it can only be host`,
+      ]);
+      expect(problems(linux([{ kind, path: '/dev/shm' }]))).toEqual([
+        `rule 1 (${kind} /dev/shm): it lies in /dev, the host's device nodes; ${why}, so nothing there can be ${kind}`,
+      ]);
+      expect(problems(linux([{ kind, path: '/sys/fs/cgroup' }]))).toHaveLength(1);
+      // /run itself only: a folder under it, outside any host rule, is the policy's to decide.
+      expect(problems(linux([{ kind, path: '/run/media' }]))).toEqual([]);
+      // Folders that only start with the same letters are not them.
+      expect(
+        problems(
+          linux([
+            { kind, path: '/device' },
+            { kind: 'cow', path: '/process' },
+          ]),
+        ),
+      ).toEqual([]);
+    },
+  );
+
+  it('lets an override replace a default host rule of a kernel folder with nothing but host', () => {
+    const defaults = defaultPolicy('linux');
+    for (const path of ['/dev', '/run', '/proc', '/sys']) {
+      expect(overrideProblems(defaults, linux([{ kind: 'cow', path }]))).toHaveLength(1);
+      expect(overrideProblems(defaults, linux([{ kind: 'cow', path }]))[0]).toMatch(
+        new RegExp(`^override rule 1 \\(cow ${path}\\): ${path} is .*, so it can only be host$`),
+      );
+    }
+    // Removed and then replaced beneath: still the kernel's.
+    expect(
+      overrideProblems(
+        defaults,
+        linux([
+          { kind: 'none', path: '/dev' },
+          { kind: 'forward', path: '/dev/shm' },
+        ]),
+      ),
+    ).toEqual([
+      "override rule 2 (forward /dev/shm): it lies in /dev, the host's device nodes; a session that does not see the host's own breaks at every login, so nothing there can be forward",
+    ]);
+    // Inside the default's host rule the message names that rule, as for any host rule.
+    expect(overrideProblems(defaults, linux([{ kind: 'cow', path: '/dev/shm' }]))).toEqual([
+      "override rule 1 (cow /dev/shm) lies inside default rule 9 (host /dev), which is the host's own and never saved",
+    ]);
+    expect(overrideProblems(defaults, linux([{ kind: 'host', path: '/dev' }]))).toEqual([]);
+    expect(overrideProblems(defaults, linux([{ kind: 'none', path: '/run' }]))).toEqual([]);
+  });
+
+  it('keeps the kernel folders to Linux', () => {
+    expect(problems(windows([{ kind: 'forward', path: 'C:\\dev' }]))).toEqual([]);
   });
 
   it('says every problem at once, in one message', () => {

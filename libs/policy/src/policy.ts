@@ -57,8 +57,31 @@ export interface PolicyOverride {
   rules: OverrideRule[];
 }
 
-/** Most rules a document may hold. */
-export const MAX_RULES = 1000;
+/**
+ * Most rules a document may hold. Each path rule is a mount and each pattern is tested on every
+ * write, at every login: a few dozen is a large policy, and 2,000 rules kept a user from logging in.
+ */
+export const MAX_RULES = 256;
+
+/**
+ * Longest path or pattern a rule may give. A rule names a folder near the top of the tree; the
+ * paths it is evaluated against may be longer (paths.ts allows those up to MAX_PATH_LENGTH).
+ */
+export const MAX_RULE_PATH_LENGTH = 1024;
+
+/** How much of a rule's path a message shows: enough to recognise it, never a whole document. */
+const SHOWN_PATH_LENGTH = 100;
+
+/**
+ * The Linux kernel's and run time's own folders: a session that does not see the host's own breaks
+ * at login, so they can only be `host`. `within`: nothing under them may be anything else either.
+ */
+const KERNEL_FOLDERS: Readonly<Record<string, { what: string; within: boolean }>> = {
+  proc: { what: "the kernel's view of the running processes", within: true },
+  sys: { what: "the kernel's view of devices and drivers", within: true },
+  dev: { what: "the host's device nodes", within: true },
+  run: { what: "the host's run-time state (sockets, PID files, logins)", within: false },
+};
 
 /** A policy that cannot be used; `problems` says why, each naming the rules concerned. */
 export class PolicyError extends Error {
@@ -85,6 +108,16 @@ export function describeRule(rule: OverrideRule): string {
   return `${rule.kind} ${'path' in rule ? rule.path : rule.pattern}`;
 }
 
+/** A path or pattern as a message shows it: cut short, with "…", when it is very long. */
+function shown(text: string): string {
+  return text.length > SHOWN_PATH_LENGTH ? `${text.slice(0, SHOWN_PATH_LENGTH)}…` : text;
+}
+
+/** describeRule, with a very long path cut short. */
+function brief(rule: OverrideRule): string {
+  return `${rule.kind} ${shown('path' in rule ? rule.path : rule.pattern)}`;
+}
+
 /** Which document a rule is in, and its number there (the first rule is 1). */
 export interface RuleLabel {
   doc: 'default' | 'override' | undefined;
@@ -103,13 +136,13 @@ function docPrefix(label: RuleLabel): string {
 }
 
 function one(entry: { rule: OverrideRule; label: RuleLabel }): string {
-  return `${docPrefix(entry.label)}rule ${entry.label.n} (${describeRule(entry.rule)})`;
+  return `${docPrefix(entry.label)}rule ${entry.label.n} (${brief(entry.rule)})`;
 }
 
 /** "rules 3 (forward /opt) and 7 (cow /opt)", or with the documents when they differ. */
 function two(a: Entry, b: Entry): string {
   if (a.label.doc === b.label.doc) {
-    return `${docPrefix(a.label)}rules ${a.label.n} (${describeRule(a.rule)}) and ${b.label.n} (${describeRule(b.rule)})`;
+    return `${docPrefix(a.label)}rules ${a.label.n} (${brief(a.rule)}) and ${b.label.n} (${brief(b.rule)})`;
   }
   return `${one(a)} and ${one(b)}`;
 }
@@ -190,7 +223,7 @@ function readRule(
   const kinds: string[] = [...RULE_KINDS, ...(allowRemove ? ['none'] : [])];
   const kind = raw.kind;
   const target = typeof raw.path === 'string' ? raw.path : typeof raw.pattern === 'string' ? raw.pattern : '';
-  const named = typeof kind === 'string' ? `${name} (${`${kind} ${target}`.trim()})` : name;
+  const named = typeof kind === 'string' ? `${name} (${`${kind} ${shown(target)}`.trim()})` : name;
   if (kind === 'none' && !allowRemove) {
     problems.push(`${named}: only a workspace's override removes rules ("none")`);
     return undefined;
@@ -258,8 +291,16 @@ function readPaths(
   const entries: Entry[] = [];
   for (const { rule, label } of rules) {
     const pattern = 'pattern' in rule;
+    const text = pattern ? rule.pattern : rule.path;
+    if (text.length > MAX_RULE_PATH_LENGTH) {
+      problems.push(
+        `${one({ rule, label })}: the ${pattern ? 'pattern' : 'path'} is ${text.length} characters long, ` +
+          `over the limit of ${MAX_RULE_PATH_LENGTH}`,
+      );
+      continue;
+    }
     try {
-      const keys = parsePath(platform, pattern ? rule.pattern : rule.path, pattern);
+      const keys = parsePath(platform, text, pattern);
       entries.push({ rule, label, keys });
     } catch (error) {
       if (!(error instanceof PathSyntaxError)) throw error;
@@ -287,11 +328,17 @@ function checkDuplicates(entries: Entry[], problems: string[]): void {
 /** The rules of a whole policy (no `none` left) against each other. */
 function checkRules(platform: Platform, entries: Entry[], problems: string[]): void {
   checkDuplicates(entries, problems);
+  const hosts = entries.filter((e) => e.rule.kind === 'host');
   const paths = entries.filter((e) => {
     if (!isPathRule(e.rule)) return false;
-    if (e.rule.kind === 'host' || !isFileSystemRoot(platform, e.keys)) return true;
-    problems.push(`${one(e)}: the root itself cannot be ${e.rule.kind}; name the folders under it instead`);
-    return false; // not used below: everything would lie inside it
+    if (e.rule.kind === 'host') return true;
+    if (isFileSystemRoot(platform, e.keys)) {
+      problems.push(`${one(e)}: the root itself cannot be ${e.rule.kind}; name the folders under it instead`);
+      return false; // not used below: everything would lie inside it
+    }
+    const kernel = platform === 'linux' ? kernelFolderProblem(e, hosts) : undefined;
+    if (kernel) problems.push(kernel);
+    return true;
   });
   // Nothing lies inside a host or an ephemeral rule: neither is ever saved, so a rule there
   // would contradict it.
@@ -314,6 +361,24 @@ function checkRules(platform: Platform, entries: Entry[], problems: string[]): v
       problems.push(`${one(entry)} lies inside ${one(around)}, ${neverSaved(around.rule.kind)}`);
     }
   }
+}
+
+/**
+ * Why a rule other than `host` cannot name a kernel or run-time folder (or, for /proc, /sys and
+ * /dev, anything under one). A rule already inside a host rule is left to that rule's message.
+ */
+function kernelFolderProblem(entry: Entry, hosts: readonly Entry[]): string | undefined {
+  const [top, ...below] = entry.keys;
+  const folder = top === undefined ? undefined : KERNEL_FOLDERS[top];
+  if (!folder || (below.length > 0 && !folder.within)) return undefined;
+  if (hosts.some((host) => host.keys.length < entry.keys.length && isWithin(entry.keys, host.keys))) {
+    return undefined;
+  }
+  const kind = entry.rule.kind;
+  const why = `a session that does not see the host's own breaks at every login`;
+  return below.length === 0
+    ? `${one(entry)}: /${top} is ${folder.what}; ${why}, so it can only be host`
+    : `${one(entry)}: it lies in /${top}, ${folder.what}; ${why}, so nothing there can be ${kind}`;
 }
 
 function neverSaved(kind: OverrideRule['kind']): string {
