@@ -118,7 +118,7 @@ describe('devices and workspaces', () => {
       storedBytes: 0,
     });
     expect((await problemOf(lee.createWorkspace({ name: 'Lab work' }))).code).toBe('workspace_name_taken');
-    const policy = { rules: [{ kind: 'forward', path: '/opt' }] };
+    const policy = { v: 1, platform: 'linux', rules: [{ kind: 'forward', path: '/opt' }] };
     expect(await lee.setPolicy(workspace.id, policy)).toMatchObject({ policy, ownerName: 'lee' });
     expect(await lee.getWorkspace(workspace.id)).toMatchObject({ policy, ownerName: 'lee' });
     expect(await admin.getWorkspace(workspace.id)).toMatchObject({ ownerName: 'lee' });
@@ -146,7 +146,7 @@ describe('audit', () => {
   it('records every change with its actor, and filters by actor, workspace and action', async () => {
     const { client: nora, id } = await server.user('nora');
     const workspace = await nora.createWorkspace({ name: 'audited' });
-    await nora.setPolicy(workspace.id, { rules: [] });
+    await nora.setPolicy(workspace.id, { v: 1, platform: 'linux', rules: [] });
     const events = await admin.listAudit({ actorId: id });
     // Her sign-in is hers too: the user who signed in is its actor.
     expect(events.map((e) => e.action)).toEqual(['workspace.set_policy', 'workspace.create', 'auth.login']);

@@ -33,7 +33,7 @@ afterAll(async () => {
 describe("another user's workspace is invisible", () => {
   const attempts: [string, () => Promise<unknown>][] = [
     ['get the workspace', () => bob.getWorkspace(a.workspace.id)],
-    ['set its policy', () => bob.setPolicy(a.workspace.id, { rules: [] })],
+    ['set its policy', () => bob.setPolicy(a.workspace.id, { v: 1, platform: 'linux', rules: [] })],
     ['delete it', () => bob.deleteWorkspace(a.workspace.id)],
     ['ask which objects are missing', () => bob.missingObjects(a.workspace.id, [a.object])],
     [

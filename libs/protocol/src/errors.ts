@@ -5,6 +5,7 @@
 export const ERRORS = {
   validation_failed: { status: 400, title: 'The request is not valid' },
   malformed_json: { status: 400, title: 'The request body is not valid JSON' },
+  invalid_policy: { status: 400, title: 'The policy is not valid' },
   invalid_range: { status: 416, title: 'The requested range cannot be served' },
   unauthenticated: { status: 401, title: 'Sign in first' },
   invalid_credentials: { status: 401, title: 'Wrong username or password' },

@@ -61,7 +61,10 @@ export const RegisterDeviceRequest = z.object({
 /** The key a device's agent encrypts its local cache with: base64 of 32 random bytes. */
 export const CacheKey = z.object({ key: z.string() });
 
-/** A policy is validated by libs/policy when the agent applies it; the server stores it as given. */
+/**
+ * A workspace's policy override (libs/policy). The server checks it with the parser the agent uses,
+ * against the default policy of its platform, and answers 400 invalid_policy naming every problem.
+ */
 export const PolicyDocument = z.record(z.string(), z.unknown());
 export const WorkspaceName = z
   .string()

@@ -13,6 +13,7 @@ import { AuditService } from './audit.service.js';
 import { toWorkspace } from './dto.js';
 import { ownerNameOf } from './owner-name.js';
 import { listOwned, type Paged } from './paging.js';
+import { checkPolicyOverride } from './policy-check.js';
 import { workspacePrefix } from './storage-keys.js';
 
 const DELETE_BATCH = 1000;
@@ -51,13 +52,14 @@ export class WorkspaceService {
       if (!owner) throw notFound('owner');
       ownerName = owner.username;
     }
+    const policy = request.policy === null ? null : checkPolicyOverride(request.policy);
     let row: WorkspaceRow;
     try {
       row = await this.workspaces.create({
         id: randomUUID(),
         ownerId,
         name: request.name,
-        policy: request.policy as Prisma.InputJsonValue | null,
+        policy: policy as Prisma.InputJsonValue | null,
       });
     } catch (error) {
       if ((error as { code?: string }).code === 'P2002') {
@@ -108,8 +110,10 @@ export class WorkspaceService {
     return this.answer(actor, await this.requireAccess(actor, id));
   }
 
-  async setPolicy(actor: Actor, id: string, policy: Record<string, unknown> | null): Promise<Workspace> {
+  /** Checked as every agent will read it (checkPolicyOverride); null: the default policy again. */
+  async setPolicy(actor: Actor, id: string, document: Record<string, unknown> | null): Promise<Workspace> {
     await this.requireAccess(actor, id);
+    const policy = document === null ? null : checkPolicyOverride(document);
     const row = await this.workspaces.setPolicy(id, policy as Prisma.InputJsonValue | null);
     await this.audit.record(actor, {
       action: 'workspace.set_policy',
