@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { access, mkdir, open, opendir, rename, stat, unlink } from 'node:fs/promises';
+import { access, chmod, mkdir, open, opendir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
@@ -17,6 +17,15 @@ const IO_CONCURRENCY = 32;
 
 // '~' can never appear in a key, so temp files can never collide with an object or be listed as one.
 const TEMP_MARKER = '~';
+
+/**
+ * Objects are users' files: only the server's own user may read them, whatever its umask. Folders
+ * are 0700 and files 0600 (a store written before had 0755 and 0644; see `restrictPermissions`).
+ */
+const FOLDER_MODE = 0o700;
+const FILE_MODE = 0o600;
+/** In the root once every folder and file there has been given the modes above. */
+const RESTRICTED_MARKER = `${TEMP_MARKER}permissions-restricted`;
 
 function errorCode(error: unknown): string | undefined {
   return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
@@ -56,7 +65,7 @@ export class FsObjectStore implements ObjectStore {
     // Not derived from the key's name, which may already be as long as a file name can be.
     const temp = path.join(directory, `${TEMP_MARKER}${randomUUID()}`);
     try {
-      const handle = await open(temp, 'wx');
+      const handle = await open(temp, 'wx', FILE_MODE);
       try {
         await handle.writeFile(body);
         await handle.sync();
@@ -133,8 +142,41 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async ping(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true, mode: FOLDER_MODE });
     await access(this.root, constants.R_OK | constants.W_OK);
+  }
+
+  /**
+   * Makes the root (creating it when missing) 0700, then, once for a store that an older server
+   * wrote, every folder in it 0700 and every file 0600. The root's mode alone already keeps other
+   * local users out; the walk is so that a copied or moved store stays private. Called at start.
+   */
+  async restrictPermissions(): Promise<void> {
+    await mkdir(this.root, { recursive: true, mode: FOLDER_MODE });
+    await chmod(this.root, FOLDER_MODE);
+    const marker = path.join(this.root, RESTRICTED_MARKER);
+    if (await this.isFile(marker)) return;
+    await this.restrictBelow(this.root);
+    await writeFile(marker, '', { mode: FILE_MODE });
+  }
+
+  /** Every folder and file below `root`, a level at a time, a bounded number of folders at once. */
+  private async restrictBelow(root: string): Promise<void> {
+    for (let level = [root]; level.length > 0;) {
+      const next: string[] = [];
+      await forEachLimited(level, IO_CONCURRENCY, async (directory) => {
+        for await (const entry of await opendir(directory)) {
+          const at = path.join(directory, entry.name);
+          if (entry.isDirectory()) {
+            await chmod(at, FOLDER_MODE);
+            next.push(at);
+          } else if (entry.isFile()) {
+            await chmod(at, FILE_MODE);
+          }
+        }
+      });
+      level = next;
+    }
   }
 
   /** Yields keys under the directory keyPrefix (empty or ending in '/') whose next segment starts with namePrefix. */
@@ -180,7 +222,7 @@ export class FsObjectStore implements ObjectStore {
 
   /** mkdir -p, then fsyncs the parent of every directory it created so the new entries survive a crash. */
   private async makeDirectoryDurably(directory: string): Promise<void> {
-    const firstCreated = await mkdir(directory, { recursive: true });
+    const firstCreated = await mkdir(directory, { recursive: true, mode: FOLDER_MODE });
     if (firstCreated === undefined) return;
     for (let created = directory; ; created = path.dirname(created)) {
       await fsyncDirectory(path.dirname(created));
