@@ -5,7 +5,12 @@ import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/ser
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer({
-    env: { UPC_LOGIN_MAX_FAILURES_PER_USER: '3', UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: '8' },
+    env: {
+      UPC_LOGIN_MAX_FAILURES_PER_USER: '3',
+      UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: '8',
+      // Past the limit, the next try waits at least this long: longer than any test takes.
+      UPC_LOGIN_BACKOFF_SECONDS: '600',
+    },
   });
 });
 afterAll(async () => {
@@ -36,7 +41,7 @@ describe('auth', () => {
     expect((await problemOf(forged.me())).code).toBe('token_revoked');
   });
 
-  it('rate-limits failed logins per user with 429 and Retry-After, even for the right password', async () => {
+  it('rate-limits failed logins of a user from one address with 429 and Retry-After, even for the right password', async () => {
     const admin = await server.admin();
     await admin.createUser({ username: 'victim', password: 'victim-password' });
     for (let i = 0; i < 3; i++) {

@@ -9,7 +9,9 @@ let server: TestServer;
 let admin: UpcClient;
 let db: pg.Client;
 beforeAll(async () => {
-  server = await startTestServer({ env: { UPC_LOGIN_MAX_FAILURES_PER_USER: '3' } });
+  server = await startTestServer({
+    env: { UPC_LOGIN_MAX_FAILURES_PER_USER: '3', UPC_LOGIN_BACKOFF_SECONDS: '600' },
+  });
   admin = await server.admin();
   db = new pg.Client({ connectionString: server.databaseUrl });
   await db.connect();
@@ -19,7 +21,7 @@ afterAll(async () => {
   await server.close();
 });
 
-/** A user of their own for each test, so that leases, lockouts and audit entries do not mix. */
+/** A user of their own for each test, so that leases, sign-in limits and audit entries do not mix. */
 async function newUser(username: string): Promise<string> {
   return (await admin.createUser({ username, password: `${username}-password` })).id;
 }
@@ -158,7 +160,7 @@ describe('POST /auth/pc-login', () => {
     expect(audit[0]?.details.previousHolder).toMatchObject({ deviceId: first.device.id });
   });
 
-  it('answers a wrong password with 401, counted toward the same lockout as /auth/login', async () => {
+  it('answers a wrong password with 401, counted toward the same sign-in limit as /auth/login', async () => {
     const userId = await newUser('edda');
     const wrong = loginOn('edda', 'desk', 'main', { password: 'wrong-password' });
     const refused = await problemOf(server.anonymous().pcLogin(wrong));
@@ -167,7 +169,8 @@ describe('POST /auth/pc-login', () => {
     await problemOf(server.anonymous().login('edda', 'wrong-password'));
     await problemOf(server.anonymous().pcLogin(wrong));
 
-    // Three failures (the limit here) through either route lock both out, the right password too.
+    // Three failures (the limit here) through either route hold both up from this address, the right
+    // password too.
     const locked = await problemOf(server.anonymous().login('edda', 'edda-password'));
     expect(locked.status).toBe(429);
     const res = await rawPcLogin(loginOn('edda', 'desk'));

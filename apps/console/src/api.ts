@@ -44,13 +44,24 @@ export function saveToken(token: string | undefined): void {
   }
 }
 
+/** The sign-in limit's answer: how long this address waits before its next try (it grows with each). */
+function tooManyAttempts(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds <= 0) return 'Too many attempts. Wait a little, then try again.';
+  const minutes = Math.ceil(seconds / 60);
+  const wait =
+    seconds < 60
+      ? `${seconds} second${seconds === 1 ? '' : 's'}`
+      : `${minutes} minute${minutes === 1 ? '' : 's'}`;
+  return `Too many attempts. Try again in ${wait}.`;
+}
+
 /** A sentence for people about what went wrong with a request. */
 export function errorMessage(error: unknown): string {
   if (error instanceof ApiError) {
     const { title, detail } = error.problem;
     if (error.code === 'invalid_credentials') return 'Wrong username or password.';
     if (error.code === 'user_disabled') return 'This user is disabled. Ask an admin to enable it.';
-    if (error.code === 'rate_limited') return 'Too many attempts. Wait a minute, then try again.';
+    if (error.code === 'rate_limited') return tooManyAttempts(Number(error.problem.retryAfterSeconds));
     if (detail && detail !== title) return `${title}: ${detail}`;
     return `${title} (HTTP ${error.status}).`;
   }

@@ -41,9 +41,12 @@ const EnvSchema = z
     UPC_MAX_JSON_BYTES: int(1024, 256 * MiB).default(4 * MiB),
     // Where POST objects/fetch stops adding records to its answer (it always sends at least one).
     UPC_MAX_FETCH_BYTES: int(1024, 1024 * MiB).default(32 * MiB),
+    // The sign-in limit (AuthService): tries of one username from one address, and from one address
+    // over every username, before each further try waits, from the backoff doubling up to the window.
     UPC_LOGIN_WINDOW_SECONDS: int(1, 86_400).default(900),
     UPC_LOGIN_MAX_FAILURES_PER_USER: int(1, 1_000_000).default(10),
     UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: int(1, 1_000_000).default(50),
+    UPC_LOGIN_BACKOFF_SECONDS: int(1, 86_400).default(1),
     UPC_CONSOLE_DIR: z.string().min(1).optional(),
   })
   .superRefine((env, ctx) => {
@@ -96,7 +99,17 @@ export interface Config {
   maxJsonBytes: number;
   /** The body size past which POST objects/fetch adds no more records (FetchObjectsRequest). */
   maxFetchBytes: number;
-  login: { windowSeconds: number; maxFailuresPerUser: number; maxFailuresPerAddress: number };
+  /**
+   * The sign-in limit: `maxFailuresPerUser` tries of one username from one address and
+   * `maxFailuresPerAddress` from one address over every username go through at once; each further
+   * try waits `backoffSeconds`, doubling, up to `windowSeconds`, after which a quiet count is forgotten.
+   */
+  login: {
+    windowSeconds: number;
+    maxFailuresPerUser: number;
+    maxFailuresPerAddress: number;
+    backoffSeconds: number;
+  };
   /** The built console (index.html and assets/) served at `/`; it may not exist (then `/` says so). */
   consoleDir: string;
 }
@@ -149,6 +162,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       windowSeconds: e.UPC_LOGIN_WINDOW_SECONDS,
       maxFailuresPerUser: e.UPC_LOGIN_MAX_FAILURES_PER_USER,
       maxFailuresPerAddress: e.UPC_LOGIN_MAX_FAILURES_PER_ADDRESS,
+      backoffSeconds: e.UPC_LOGIN_BACKOFF_SECONDS,
     },
     consoleDir: resolve(e.UPC_CONSOLE_DIR ?? DEFAULT_CONSOLE_DIR),
   };

@@ -1,7 +1,7 @@
 import { AuditRepository } from './audit.repository.js';
 import { DeviceRepository } from './device.repository.js';
 import { LeaseRepository } from './lease.repository.js';
-import { LoginAttemptRepository } from './login-attempt.repository.js';
+import { LoginThrottleRepository } from './login-throttle.repository.js';
 import { ObjectRepository } from './object.repository.js';
 import { SessionRepository } from './session.repository.js';
 import { StatsRepository } from './stats.repository.js';
@@ -14,7 +14,7 @@ export const repositories = [
   AuditRepository,
   DeviceRepository,
   LeaseRepository,
-  LoginAttemptRepository,
+  LoginThrottleRepository,
   ObjectRepository,
   SessionRepository,
   StatsRepository,

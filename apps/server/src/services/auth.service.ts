@@ -4,7 +4,7 @@ import type { LoginResponse, User } from '@upc/protocol';
 import type { Actor } from '../actor.js';
 import type { Config } from '../config.js';
 import { ApiException } from '../errors.js';
-import { LoginAttemptRepository } from '../repositories/login-attempt.repository.js';
+import { LoginThrottleRepository, type ThrottleRule } from '../repositories/login-throttle.repository.js';
 import { TokenRepository } from '../repositories/token.repository.js';
 import { CONFIG } from '../repositories/tokens.js';
 import { UserRepository, type UserRow } from '../repositories/user.repository.js';
@@ -20,7 +20,7 @@ export class AuthService {
     @Inject(CONFIG) private readonly config: Config,
     private readonly users: UserRepository,
     private readonly tokens: TokenRepository,
-    private readonly attempts: LoginAttemptRepository,
+    private readonly throttles: LoginThrottleRepository,
     private readonly audit: AuditService,
   ) {}
 
@@ -72,21 +72,17 @@ export class AuthService {
   }
 
   /**
-   * The user whose password this is, for a sign-in from `address`: 429 while the rate limit holds,
-   * 401 (counted and audited as a failure) for a wrong username or password, 403 for a disabled user.
+   * The user whose password this is, for a sign-in from `address`: 429 while the sign-in limit says
+   * wait, 401 (audited as a failure) for a wrong username or password, 403 for a disabled user. The
+   * try is counted before the password is hashed, so parallel tries cannot pass the limit together.
    */
   private async verifyCredentials(username: string, password: string, address: string): Promise<UserRow> {
     const name = username.toLowerCase();
-    // Both are reads: the user is looked up while the limit is checked (a limited one is refused
-    // before any password is hashed).
-    const [, user] = await Promise.all([
-      this.enforceRateLimit(name, address),
-      this.users.findByUsername(name),
-    ]);
+    // The user is looked up while the try is counted (a refused one is never hashed).
+    const [, user] = await Promise.all([this.admit(name, address), this.users.findByUsername(name)]);
     const valid = await verifyPassword(user?.passwordHash ?? (await decoyHash()), password);
     if (!user || !valid) {
-      await this.attempts.record(name, address);
-      await this.attempts.prune(new Date(Date.now() - this.config.login.windowSeconds * 1000));
+      await this.throttles.prune(this.config.login.windowSeconds);
       await this.audit.record(null, {
         action: 'auth.login_failed',
         targetType: 'user',
@@ -96,8 +92,8 @@ export class AuthService {
       });
       throw new ApiException('invalid_credentials');
     }
+    await this.throttles.succeeded(name, address);
     if (user.disabled) throw new ApiException('user_disabled');
-    await this.attempts.clearForUser(name);
     return user;
   }
 
@@ -124,26 +120,33 @@ export class AuthService {
     return { token, expiresAt: expiresAt.toISOString(), user: toUser(user) };
   }
 
-  private async enforceRateLimit(username: string, address: string): Promise<void> {
-    const { windowSeconds, maxFailuresPerUser, maxFailuresPerAddress } = this.config.login;
-    const since = new Date(Date.now() - windowSeconds * 1000);
-    const counts = await this.attempts.countSince(since, username, address);
-    if (counts.user < maxFailuresPerUser && counts.address < maxFailuresPerAddress) return;
-    const oldest = await this.attempts.oldestSince(since, username, address);
-    const retryAfter = oldest
-      ? Math.max(1, Math.ceil((oldest.at.getTime() + windowSeconds * 1000 - Date.now()) / 1000))
-      : windowSeconds;
+  /**
+   * The sign-in limit, per username per address and per address: past `maxFailuresPer…` tries, each
+   * further try from there waits longer than the last (backoff), rather than a lockout that anyone
+   * anywhere could put on a user. A user's right password from another address is never held up by
+   * someone else's failures.
+   */
+  private async admit(username: string, address: string): Promise<void> {
+    const { windowSeconds, maxFailuresPerUser, maxFailuresPerAddress, backoffSeconds } = this.config.login;
+    const rule = (limit: number): ThrottleRule => ({ limit, backoffSeconds, windowSeconds });
+    const admission = await this.throttles.admit(username, address, {
+      user: rule(maxFailuresPerUser),
+      address: rule(maxFailuresPerAddress),
+    });
+    if (admission.admitted) return;
+    const { scope, failures, retryAfterSeconds } = admission;
     await this.audit.record(null, {
       action: 'auth.rate_limited',
       targetType: 'user',
       address,
-      details: { username, failuresForUser: counts.user, failuresFromAddress: counts.address },
+      details: { username, scope, failures, retryAfterSeconds },
     });
+    const from = scope === 'user' ? 'for this user from this address' : 'from this address';
     throw new ApiException(
       'rate_limited',
-      `too many failed sign-ins for this ${counts.user >= maxFailuresPerUser ? 'user' : 'address'}; retry in ${retryAfter} s`,
-      { retryAfterSeconds: retryAfter },
-      { 'retry-after': String(retryAfter) },
+      `too many failed sign-ins ${from}; retry in ${retryAfterSeconds} s`,
+      { retryAfterSeconds },
+      { 'retry-after': String(retryAfterSeconds) },
     );
   }
 }
