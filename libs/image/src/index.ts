@@ -1,4 +1,5 @@
 export * from './hash.js';
+export * from './limit.js';
 export * from './object.js';
 export * from './pack.js';
 export * from './chunker.js';

@@ -1,7 +1,7 @@
 import { compress } from '@mongodb-js/zstd';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from './hash.js';
-import { decodeObject, encodeObject, zstdContentSize, zstdFrameLength } from './object.js';
+import { declaredSize, decodeObject, encodeObject, zstdContentSize, zstdFrameLength } from './object.js';
 
 describe('stored objects', () => {
   it('compress text, keep random data raw, and decode both to the plaintext', async () => {
@@ -39,5 +39,14 @@ describe('stored objects', () => {
     await expect(
       decodeObject(encoded.hash, encoded.bytes.subarray(0, encoded.bytes.length - 2)),
     ).rejects.toThrow();
+  });
+
+  it('declare their plaintext size without being decoded', async () => {
+    const text = await encodeObject(Buffer.from('z'.repeat(100_000)));
+    expect(declaredSize(text.bytes)).toBe(100_000);
+    expect(declaredSize((await encodeObject(Buffer.from('raw'))).bytes)).toBe(3);
+    expect(declaredSize(Buffer.alloc(0))).toBeUndefined();
+    expect(declaredSize(Buffer.of(7, 1, 2))).toBeUndefined();
+    expect(declaredSize(Buffer.of(1, 1, 2))).toBeUndefined(); // not a zstd frame
   });
 });

@@ -114,6 +114,18 @@ export async function decodeObject(
 }
 
 /**
+ * The plaintext length that stored bytes declare, read from the format byte and the zstd frame
+ * header without decompressing anything; undefined when they do not declare one (`decodeObject`
+ * then says why).
+ */
+export function declaredSize(stored: Uint8Array): number | undefined {
+  if (stored.length === 0) return undefined;
+  if (stored[0] === Encoding.Raw) return stored.length - 1;
+  if (stored[0] === Encoding.Zstd) return zstdContentSize(stored.subarray(1));
+  return undefined;
+}
+
+/**
  * The zstd binding streams its output and so leaves Frame_Content_Size out of the frame header. We
  * add it (8 bytes, RFC 8878 §3.1.1.1.1): a reader can then refuse a frame that would expand past
  * its limit before decompressing anything, and the decoder itself refuses output beyond it.

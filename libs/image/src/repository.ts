@@ -3,7 +3,8 @@ import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, stat
 import { open, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from './hash.js';
-import { decodeObject, encodeObject, MAX_OBJECT_SIZE } from './object.js';
+import { limiter } from './limit.js';
+import { declaredSize, decodeObject, encodeObject, MAX_OBJECT_SIZE } from './object.js';
 import {
   encodePack,
   PACK_ENTRY_SIZE,
@@ -46,6 +47,11 @@ interface Location {
 export const STANDALONE_THRESHOLD = 512 * 1024;
 /** A pack is written once its pending objects reach this size. */
 export const PACK_TARGET = 16 * 1024 * 1024;
+/**
+ * Objects whose plaintext is bigger than this (the default chunker's largest chunk) are decoded one
+ * at a time: an image can name a 2 KiB object that expands to 64 MiB, many times over.
+ */
+export const LARGE_OBJECT = 4 * 1024 * 1024;
 
 /**
  * A repository in a local folder: `packs/xx/<pack id>` for small objects, `data/xx/<object id>` for
@@ -62,6 +68,12 @@ export class LocalRepository implements Repository {
   private readonly descriptors = new Map<string, number>();
   /** Store files given in memory (`hold`) and not yet written to the folder, by file name. */
   private readonly held = new Map<string, Buffer>();
+  private readonly decodeLarge = limiter(1);
+  /**
+   * The last large object decoded, while anyone still holds it: a file made of one chunk repeated
+   * (zeros, or a crafted image) is decoded once, not once per read, and never held twice.
+   */
+  private lastLarge: { hash: string; plaintext: WeakRef<Buffer> } | undefined;
   /** Stored bytes written by this instance (packs and standalone objects). */
   bytesWritten = 0;
 
@@ -119,9 +131,22 @@ export class LocalRepository implements Repository {
   }
 
   async read(hash: string, maxSize = MAX_OBJECT_SIZE): Promise<Buffer> {
-    const waiting = this.pendingStored.get(hash);
-    if (waiting) return decodeObject(hash, waiting, maxSize);
-    return decodeObject(hash, await this.readStored(hash), maxSize);
+    const stored = this.pendingStored.get(hash) ?? (await this.readStored(hash));
+    const size = declaredSize(stored);
+    if (size === undefined || size <= LARGE_OBJECT || size > maxSize)
+      return decodeObject(hash, stored, maxSize);
+    return this.decodeLarge(async () => {
+      const kept = this.lastLarge?.hash === hash ? this.lastLarge.plaintext.deref() : undefined;
+      if (kept) return kept;
+      const plaintext = await decodeObject(hash, stored, maxSize);
+      this.lastLarge = { hash, plaintext: new WeakRef(plaintext) };
+      return plaintext;
+    });
+  }
+
+  /** The length of an object's stored (encoded) form, or undefined when the repository lacks it. */
+  storedSize(hash: string): number | undefined {
+    return this.pendingStored.get(hash)?.length ?? this.index.get(hash)?.length;
   }
 
   /**
@@ -131,22 +156,40 @@ export class LocalRepository implements Repository {
    * not hold together is refused; each object is checked against its id when it is read, as any.
    */
   hold(file: string, bytes: Buffer): void {
+    this.locate(file, bytes);
+    this.held.set(file, bytes);
+  }
+
+  /**
+   * Takes a store file given in memory, as `hold` does, but writes it to the folder now (not
+   * synced: a copy of what the server stores) instead of keeping it in memory.
+   */
+  async keep(file: string, bytes: Buffer): Promise<void> {
+    const locations = this.objectsIn(file, bytes);
+    if (!existsSync(join(this.dir, file))) await this.writeFile(file, bytes, false);
+    for (const [hash, location] of locations) this.index.set(hash, location);
+  }
+
+  /** Indexes the objects of a store file given in memory. */
+  private locate(file: string, bytes: Buffer): void {
+    for (const [hash, location] of this.objectsIn(file, bytes)) this.index.set(hash, location);
+  }
+
+  /** Where each object of a store file is in it; a file that is not one, or a broken pack, is refused. */
+  private objectsIn(file: string, bytes: Buffer): [string, Location][] {
     const match = /^(packs|data)\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(file);
     if (!match) throw new Error(`${file} is not the name of a store file`);
     const [, top, name] = match as unknown as [string, string, string];
-    if (top === 'data') {
-      this.index.set(name, { file, offset: 0, length: bytes.length });
-    } else {
-      if (!bytes.subarray(0, PACK_MAGIC.length).equals(PACK_MAGIC))
-        throw new PackFormatError('not a uPC pack (bad magic)');
-      const count = readPackTrailer(bytes.subarray(bytes.length - PACK_TRAILER_SIZE), bytes.length);
-      const end = bytes.length - PACK_TRAILER_SIZE;
-      const index = bytes.subarray(end - count * PACK_ENTRY_SIZE, end);
-      for (const entry of parsePackIndex(index, count, bytes.length)) {
-        this.index.set(entry.hash, { file, offset: entry.offset, length: entry.length });
-      }
-    }
-    this.held.set(file, bytes);
+    if (top === 'data') return [[name, { file, offset: 0, length: bytes.length }]];
+    if (!bytes.subarray(0, PACK_MAGIC.length).equals(PACK_MAGIC))
+      throw new PackFormatError('not a uPC pack (bad magic)');
+    const count = readPackTrailer(bytes.subarray(bytes.length - PACK_TRAILER_SIZE), bytes.length);
+    const end = bytes.length - PACK_TRAILER_SIZE;
+    const index = bytes.subarray(end - count * PACK_ENTRY_SIZE, end);
+    return parsePackIndex(index, count, bytes.length).map((entry) => [
+      entry.hash,
+      { file, offset: entry.offset, length: entry.length },
+    ]);
   }
 
   /**
