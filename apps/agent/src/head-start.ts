@@ -3,7 +3,7 @@ import type { PreparedBuilder } from '@upc/driver';
 import { LocalRepository } from '@upc/image';
 import type { PcLoginResponse } from '@upc/protocol';
 import { loadCache, readCachedHead } from './cache.js';
-import { chooseLayersPlace } from './layers.js';
+import { requireLayersRoom } from './expansion.js';
 import {
   type LoginOptions,
   policyKey,
@@ -98,7 +98,8 @@ export class HeadStart {
       // An object the cache lacks fails the restore: nothing is fetched before the server answers.
       const layers = await restoreWorkspace(home, repo, head.root, policy, options.user, {
         builder: takeBuilder(),
-        place: chooseLayersPlace(preferences.layers, head.fileBytes),
+        // A version that does not fit is left to the login, which says so.
+        place: requireLayersRoom(home, preferences.layers, head.fileBytes),
       });
       return {
         ...layers,

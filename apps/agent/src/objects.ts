@@ -1,5 +1,15 @@
-import { decodeObject, decodeTree, type LocalRepository, type ObjectReader, type Tree } from '@upc/image';
+import {
+  declaredSize,
+  decodeObject,
+  decodeTree,
+  LARGE_OBJECT,
+  limiter,
+  type LocalRepository,
+  type ObjectReader,
+  type Tree,
+} from '@upc/image';
 import type { UpcClient } from '@upc/protocol';
+import { requireSaneExpansion } from './expansion.js';
 import { Progress } from './progress.js';
 import { withRetry } from './retry.js';
 
@@ -44,26 +54,58 @@ export type Download = (hashes: string[]) => Promise<Map<string, Uint8Array>>;
 const BATCH_OBJECTS = 2000;
 const BATCH_BYTES = 16 * 1024 * 1024;
 
+export interface FetchOptions {
+  concurrency?: number;
+  onProgress?: (done: number, total: number) => void;
+  /**
+   * Called once the version's trees are in, with the bytes its files come to, before any chunk is
+   * fetched: throws to stop a version that would not fit where it is going (expansion.ts).
+   */
+  checkFileBytes?: (fileBytes: number) => void;
+  /**
+   * Whether a version whose files come to far more than what it stores is refused (the default):
+   * a crafted image names one tiny chunk that expands to 64 MiB, thousands of times.
+   */
+  refuseAmplification?: boolean;
+}
+
+export interface FetchResult {
+  objects: number;
+  bytes: number;
+  /** The bytes the version's files come to, as its trees declare them. */
+  fileBytes: number;
+  /** The stored bytes of every object the version names, fetched or already here. */
+  storedBytes: number;
+}
+
 /**
  * Fetches the version `root` into `repo`: trees level by level, then every chunk the repository
  * lacks, in batches (a few at once) so that many small files cost a few requests, not one each.
- * Each object is checked against its id before it is stored; one that is missing fails the fetch.
+ * Each object is checked against its id before it is stored, without keeping its plaintext; large
+ * ones one at a time. One that is missing fails the fetch.
  */
 export async function fetchVersion(
   repo: LocalRepository,
   root: string,
   download: Download,
-  options: { concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
-): Promise<{ objects: number; bytes: number; fileBytes: number }> {
+  options: FetchOptions = {},
+): Promise<FetchResult> {
   let fetched = 0;
   let fileBytes = 0;
   let fetchedBytes = 0;
+  let storedBytes = 0;
+  const verifyLarge = limiter(1);
+  const verify = async (hash: string, stored: Uint8Array): Promise<void> => {
+    // Throws unless the plaintext hashes to `hash`; the plaintext itself is dropped at once.
+    if ((declaredSize(stored) ?? 0) <= LARGE_OBJECT) await decodeObject(hash, stored);
+    else await verifyLarge(() => decodeObject(hash, stored));
+  };
   const fetchBatch = async (hashes: string[]): Promise<void> => {
     const answer = await download(hashes);
     for (const hash of hashes) {
       const stored = answer.get(hash);
       if (!stored) throw new Error(`the server does not have object ${hash} of this version`);
-      await decodeObject(hash, stored); // throws unless the plaintext hashes to `hash`
+      await verify(hash, stored);
       await repo.writeStored(hash, stored);
       fetched++;
       fetchedBytes += stored.length;
@@ -82,6 +124,7 @@ export async function fetchVersion(
     );
     const next: string[] = [];
     for (const hash of level) {
+      storedBytes += repo.storedSize(hash) ?? 0;
       for (const entry of decodeTree(await repo.read(hash), hash).entries) {
         if (entry.type === 'dir' && !seen.has(entry.tree)) {
           seen.add(entry.tree);
@@ -96,6 +139,7 @@ export async function fetchVersion(
     }
     level = next;
   }
+  options.checkFileBytes?.(fileBytes);
   const wanted = [...chunks.keys()].filter((hash) => !repo.has(hash));
   const sizeOf = (hash: string) => chunks.get(hash) ?? 0;
   const total = wanted.reduce((sum, hash) => sum + sizeOf(hash), 0);
@@ -106,7 +150,9 @@ export async function fetchVersion(
     options.onProgress?.(done, total);
   });
   await repo.flush();
-  return { objects: fetched, bytes: fetchedBytes, fileBytes };
+  for (const chunk of chunks.keys()) storedBytes += repo.storedSize(chunk) ?? 0;
+  if (options.refuseAmplification !== false) requireSaneExpansion(fileBytes, storedBytes);
+  return { objects: fetched, bytes: fetchedBytes, fileBytes, storedBytes };
 }
 
 /** Splits `hashes` into download batches by count and (estimated) size. */
@@ -134,7 +180,8 @@ export async function fetchFromServer(
   repo: LocalRepository,
   root: string,
   quiet: boolean,
-): Promise<{ objects: number; bytes: number; fileBytes: number }> {
+  options: Pick<FetchOptions, 'checkFileBytes' | 'refuseAmplification'> = {},
+): Promise<FetchResult> {
   const progress = new Progress('fetching', 'bytes', process.stderr, quiet);
   try {
     return await fetchVersion(
@@ -142,6 +189,7 @@ export async function fetchFromServer(
       root,
       (hashes) => withRetry(() => client.fetchObjects(workspaceId, hashes)),
       {
+        ...options,
         onProgress: (done, total) => {
           progress.update(done, total);
         },
