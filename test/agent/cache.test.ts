@@ -1,11 +1,17 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalRepository } from '@upc/image';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type CachedHead, loadCache, readCachedHead, saveCache } from '../../apps/agent/src/cache.js';
+import {
+  type CachedHead,
+  keptName,
+  loadCache,
+  readCachedHead,
+  saveCache,
+} from '../../apps/agent/src/cache.js';
 import { AgentHome } from '../../apps/agent/src/state.js';
 
 const USER = 'user-1';
@@ -26,6 +32,11 @@ function seal(sealKey: string, plain: Buffer): Buffer {
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', Buffer.from(sealKey, 'base64'), nonce);
   return Buffer.concat([nonce, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+}
+
+/** A store file sealed as cache.ts keeps it: its name's length, its name, its bytes. */
+function sealStoreFile(sealKey: string, storeFile: string, bytes: Buffer): Buffer {
+  return seal(sealKey, Buffer.concat([Buffer.of(storeFile.length), Buffer.from(storeFile), bytes]));
 }
 
 function flipped(bytes: Buffer, at: number): Buffer {
@@ -83,7 +94,9 @@ describe('the object cache', () => {
     const storeFiles = await filesUnder(home.objectsDir);
     expect(storeFiles).toHaveLength(2);
     expect(await saveCache(home, USER, key)).toBe(2);
-    expect(await filesUnder(home.cacheDir(USER))).toEqual(storeFiles.map((file) => `${file}.enc`));
+    expect(await filesUnder(home.cacheDir(USER))).toEqual(
+      storeFiles.map((file) => keptName(key, file)).sort(),
+    );
     expect(await saveCache(home, USER, key)).toBe(0); // already kept
 
     await rm(home.objectsDir, { recursive: true, force: true });
@@ -176,20 +189,28 @@ describe('the object cache', () => {
   it('drops a cache file sealed with another key, damaged, or not a valid store file; loads the rest', async () => {
     await saveCache(home, USER, key);
     const cache = home.cacheDir(USER);
-    const [dataEnc, packEnc] = await filesUnder(cache);
-    if (!dataEnc?.startsWith('data/') || !packEnc?.startsWith('packs/')) throw new Error('unexpected cache');
+    const [packFile, dataFile] = (await filesUnder(home.objectsDir)).sort((a, b) =>
+      a.startsWith('packs/') === b.startsWith('packs/') ? 0 : a.startsWith('packs/') ? -1 : 1,
+    );
+    if (!packFile?.startsWith('packs/') || !dataFile?.startsWith('data/'))
+      throw new Error('unexpected store');
+    const dataEnc = keptName(key, dataFile);
+    const packEnc = keptName(key, packFile);
+    expect((await filesUnder(cache)).sort()).toEqual([dataEnc, packEnc].sort());
     const sealed = { data: await readFile(join(cache, dataEnc)), pack: await readFile(join(cache, packEnc)) };
-    const packPlain = await readFile(join(home.objectsDir, packEnc.slice(0, -4)));
-    const dataPlain = await readFile(join(home.objectsDir, dataEnc.slice(0, -4)));
-    const dataHash = dataEnc.slice(-68, -4);
+    const packPlain = await readFile(join(home.objectsDir, packFile));
+    const dataPlain = await readFile(join(home.objectsDir, dataFile));
+    const dataHash = dataFile.slice(-64);
     const packHashes = [...plaintexts.keys()].filter((hash) => hash !== dataHash);
 
     const cases: [string, 'data' | 'pack', Buffer][] = [
-      ['another key', 'data', seal(newKey(), dataPlain)],
-      ['another key', 'pack', seal(newKey(), packPlain)],
+      ['another key', 'data', sealStoreFile(newKey(), dataFile, dataPlain)],
+      ['another key', 'pack', sealStoreFile(newKey(), packFile, packPlain)],
       ['a flipped byte', 'pack', flipped(sealed.pack, 100)],
       ['cut short', 'data', sealed.data.subarray(0, 10)],
-      ['a broken pack, well sealed', 'pack', seal(key, packPlain.subarray(0, packPlain.length - 3))],
+      ['a broken pack, well sealed', 'pack', sealStoreFile(key, packFile, packPlain.subarray(0, -3))],
+      ['the other file, under this name', 'pack', sealed.data],
+      ['no name inside', 'data', seal(key, dataPlain)],
     ];
     for (const [i, [what, which, body]] of cases.entries()) {
       // a cache of the two files, the one named bad
@@ -207,5 +228,59 @@ describe('the object cache', () => {
         if (!lost.includes(hash)) expect((await repository.read(hash)).equals(plaintext), what).toBe(true);
       }
     }
+  });
+
+  it('names kept files by a keyed hash: no object id, pack id or store file name shows', async () => {
+    await saveCache(home, USER, key, {
+      workspaceId: 'ws',
+      versionId: 'v',
+      root: 'ab'.repeat(32),
+      fileBytes: 1,
+    });
+    const names = await filesUnder(home.cacheDir(USER));
+    const ids = [...plaintexts.keys(), ...(await filesUnder(home.objectsDir)).map((file) => file.slice(-64))];
+    expect(names.length).toBe(3);
+    for (const name of names) {
+      expect(name, name).toMatch(/^([0-9a-f]{64}\.enc|head\.enc)$/);
+      for (const id of ids) expect(name.includes(id), name).toBe(false);
+    }
+    // Another key, other names: the same files cannot be matched across users or PCs either.
+    const other = newKey();
+    for (const file of await filesUnder(home.objectsDir))
+      expect(keptName(other, file)).not.toBe(keptName(key, file));
+  });
+
+  it("reads an earlier agent's cache, and keeps it again under keyed names", async () => {
+    const cache = home.cacheDir(USER);
+    const storeFiles = await filesUnder(home.objectsDir);
+    for (const file of storeFiles) {
+      await mkdir(join(cache, file, '..'), { recursive: true });
+      await writeFile(join(cache, `${file}.enc`), seal(key, await readFile(join(home.objectsDir, file))));
+    }
+    await writeFile(join(cache, 'packs', 'ff.enc'), 'not a kept file'); // left alone, never read
+    const repository = await LocalRepository.open(join(dir, 'fresh'));
+    opened.push(repository);
+    expect(await loadCache(home, USER, key, repository)).toBe(storeFiles.length);
+    await expectAllReadable(repository);
+    expect((await filesUnder(cache)).filter((file) => !file.startsWith('packs/ff'))).toEqual(
+      storeFiles.map((file) => keptName(key, file)).sort(),
+    );
+
+    await rm(home.objectsDir, { recursive: true, force: true });
+    const again = await openRepo();
+    expect(await loadCache(home, USER, key, again)).toBe(storeFiles.length);
+    await expectAllReadable(again);
+    await again.writeHeld();
+    expect(await saveCache(home, USER, key)).toBe(0); // nothing to write again
+    expect(await filesUnder(cache)).toEqual(storeFiles.map((file) => keptName(key, file)).sort());
+  });
+
+  it('holds no more than it is allowed in memory: the rest goes to the store at once', async () => {
+    await saveCache(home, USER, key);
+    await rm(home.objectsDir, { recursive: true, force: true });
+    const repository = await openRepo();
+    expect(await loadCache(home, USER, key, repository, { heldBytes: 0 })).toBe(2);
+    expect(await filesUnder(home.objectsDir)).toHaveLength(2); // written, not held
+    await expectAllReadable(repository);
   });
 });
