@@ -11,7 +11,9 @@ import { WorkspaceRepository } from '../repositories/workspace.repository.js';
 import { AuditService } from './audit.service.js';
 import { DeviceService } from './device.service.js';
 import { toVersion } from './dto.js';
+import { expandedBytes, TreeMissingError } from './expanded-size.js';
 import { LeaseService } from './lease.service.js';
+import { ObjectService } from './object.service.js';
 import { WorkspaceService } from './workspace.service.js';
 
 type Commit = z.output<typeof CommitRequest>;
@@ -22,6 +24,7 @@ export class VersionService {
   constructor(
     private readonly versions: VersionRepository,
     private readonly objects: ObjectRepository,
+    private readonly objectReader: ObjectService,
     private readonly workspaceRows: WorkspaceRepository,
     private readonly workspaces: WorkspaceService,
     private readonly devices: DeviceService,
@@ -49,9 +52,10 @@ export class VersionService {
    * holding the lease with the current fencing token.
    */
   async commit(actor: Actor, workspaceId: string, request: Commit): Promise<Version> {
-    await this.workspaces.requireAccess(actor, workspaceId);
+    const { quotaBytes } = await this.workspaces.requireAccess(actor, workspaceId);
     await this.devices.requireOwned(actor, request.deviceId);
     await this.requireStored(workspaceId, [request.rootTree, ...request.objects]);
+    if (quotaBytes !== null) await this.requireWithinQuota(workspaceId, request.rootTree, quotaBytes);
     const data = {
       id: randomUUID(),
       workspaceId,
@@ -93,6 +97,40 @@ export class VersionService {
       return version;
     });
     return toVersion(row);
+  }
+
+  /**
+   * A version's files, as its trees declare them, must fit the workspace's quota as its stored
+   * bytes must: a restore writes them all, and one 2 KiB chunk may stand for 64 MiB of zeros, named
+   * by any number of files. Counted here from the trees themselves, not from the agent's stats;
+   * only the trees no earlier count has seen are read.
+   */
+  private async requireWithinQuota(workspaceId: string, rootTree: string, quota: bigint): Promise<void> {
+    const limit = Number(quota);
+    let expanded: number;
+    try {
+      expanded = await expandedBytes(
+        rootTree,
+        {
+          lookup: (hashes) => this.versions.expandedBytes(workspaceId, hashes),
+          read: (hash) => this.objectReader.readPlaintext(workspaceId, hash),
+          record: (sizes) => this.versions.recordExpandedBytes(workspaceId, sizes),
+        },
+        limit,
+      );
+    } catch (error) {
+      if (!(error instanceof TreeMissingError)) throw error;
+      throw new ApiException('missing_objects', `${error.message}; upload it first`, {
+        missing: [error.hash],
+      });
+    }
+    if (expanded > limit) {
+      throw new ApiException(
+        'quota_exceeded',
+        `this version's files come to more than the workspace's quota of ${limit} bytes`,
+        { quotaBytes: limit },
+      );
+    }
   }
 
   private async requireStored(workspaceId: string, hashes: string[]): Promise<void> {
