@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
@@ -62,6 +63,27 @@ function objectStoreConformance(harness: () => BackendHarness): void {
     const body = counting(3000);
     expect(await put(store, 'blobs/aa/put-get', body)).toBe(true);
     expect(hex(await store.get('blobs/aa/put-get'))).toBe(hex(body));
+  });
+
+  it('stores a body streamed from a source, of a few MiB, and opens it again for every write', async () => {
+    const body = counting(3 * 1024 * 1024 + 17);
+    let opened = 0;
+    const source = {
+      size: body.length,
+      stream: () => {
+        opened++;
+        return Readable.from(
+          Array.from({ length: Math.ceil(body.length / 65_536) }, (_, i) =>
+            Buffer.from(body.subarray(i * 65_536, (i + 1) * 65_536)),
+          ),
+        );
+      },
+    };
+    expect(await store.putIfAbsent('blobs/aa/streamed', source, sha256Hex(body))).toBe(true);
+    expect(opened).toBe(1);
+    expect(sha256Hex(await store.get('blobs/aa/streamed'))).toBe(sha256Hex(body));
+    expect(await store.putIfAbsent('blobs/aa/streamed', source, sha256Hex(body))).toBe(false);
+    expect(await store.size('blobs/aa/streamed')).toBe(body.length);
   });
 
   it('stores an empty object', async () => {

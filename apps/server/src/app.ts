@@ -9,13 +9,18 @@ import type { Config } from './config.js';
 import { consoleCsp, serveConsole } from './console.js';
 import { controllers } from './controllers/index.js';
 import { AuthGuard } from './middleware/auth.guard.js';
+import { authenticateFirst } from './middleware/authenticate-first.js';
 import { ServerLogger } from './logger.js';
 import { ProblemFilter } from './middleware/problem.filter.js';
+import { streamUploads } from './middleware/upload-body.js';
 import { connectDatabase } from './repositories/database.js';
 import { repositories } from './repositories/index.js';
-import { CONFIG, DATABASE, OBJECT_STORE } from './repositories/tokens.js';
+import { CONFIG, DATABASE, OBJECT_STORE, UPLOAD_SPOOL, WORKERS } from './repositories/tokens.js';
+import { AuthService } from './services/auth.service.js';
 import { services } from './services/index.js';
 import type { ObjectStore } from './store/object-store.js';
+import { UploadSpool } from './store/upload-spool.js';
+import { WorkerPool } from './workers/worker-pool.js';
 
 export const API_PREFIX = 'api/v1';
 
@@ -30,6 +35,8 @@ export interface Server {
 /** Builds the API server (not yet listening) on the given database and object store. */
 export async function createServer(config: Config, databaseUrl: string, store: ObjectStore): Promise<Server> {
   const db = connectDatabase(databaseUrl);
+  const spool = await UploadSpool.create(config.uploadDir);
+  const workers = new WorkerPool(config.workerThreads);
 
   @Module({
     controllers,
@@ -37,6 +44,8 @@ export async function createServer(config: Config, databaseUrl: string, store: O
       { provide: CONFIG, useValue: config },
       { provide: DATABASE, useValue: db },
       { provide: OBJECT_STORE, useValue: store },
+      { provide: UPLOAD_SPOOL, useValue: spool },
+      { provide: WORKERS, useValue: workers },
       { provide: APP_GUARD, useClass: AuthGuard },
       ...repositories,
       ...services,
@@ -55,13 +64,9 @@ export async function createServer(config: Config, databaseUrl: string, store: O
     logger: new ServerLogger(config.logLevel),
   });
   const fastify = app.getHttpAdapter().getInstance();
-  fastify.addContentTypeParser(
-    'application/octet-stream',
-    { parseAs: 'buffer', bodyLimit: Math.max(config.maxObjectBytes, config.maxPackBytes) },
-    (_request, body, done) => {
-      done(null, body);
-    },
-  );
+  const problems = new ProblemFilter();
+  authenticateFirst(fastify, API_PREFIX, app.get(AuthService), problems);
+  streamUploads(fastify);
   // Over plain HTTP (no TLS here, and no proxy in front adding it), upgrade-insecure-requests would
   // send a browser to https:// for the pages' own scripts, and the console would not load.
   const https = config.tls !== undefined;
@@ -81,7 +86,7 @@ export async function createServer(config: Config, databaseUrl: string, store: O
   });
   await serveConsole(fastify, config.consoleDir, consoleCsp(https));
   app.setGlobalPrefix(API_PREFIX);
-  app.useGlobalFilters(new ProblemFilter());
+  app.useGlobalFilters(problems);
 
   const document = SwaggerModule.createDocument(
     app,
@@ -109,7 +114,7 @@ export async function createServer(config: Config, databaseUrl: string, store: O
       } finally {
         clearTimeout(force);
       }
-      await db.$disconnect();
+      await Promise.all([db.$disconnect(), workers.close(), spool.close()]);
     },
   };
 }

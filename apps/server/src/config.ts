@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -48,6 +49,10 @@ const EnvSchema = z
     UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: int(1, 1_000_000).default(50),
     UPC_LOGIN_BACKOFF_SECONDS: int(1, 86_400).default(1),
     UPC_CONSOLE_DIR: z.string().min(1).optional(),
+    // Where uploads wait, on disk, while they are checked (a private folder is made inside).
+    UPC_UPLOAD_DIR: z.string().min(1).optional(),
+    // Threads for decoding trees and checking uploads, beside the one that answers requests.
+    UPC_WORKER_THREADS: int(1, 64).optional(),
   })
   .superRefine((env, ctx) => {
     if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined)) {
@@ -112,6 +117,10 @@ export interface Config {
   };
   /** The built console (index.html and assets/) served at `/`; it may not exist (then `/` says so). */
   consoleDir: string;
+  /** Where the server makes its private folder for uploads being checked (UploadSpool). */
+  uploadDir: string;
+  /** Worker threads for big trees and uploads (WorkerPool). */
+  workerThreads: number;
 }
 
 export class ConfigError extends Error {
@@ -165,5 +174,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       backoffSeconds: e.UPC_LOGIN_BACKOFF_SECONDS,
     },
     consoleDir: resolve(e.UPC_CONSOLE_DIR ?? DEFAULT_CONSOLE_DIR),
+    uploadDir: resolve(e.UPC_UPLOAD_DIR ?? tmpdir()),
+    workerThreads: e.UPC_WORKER_THREADS ?? Math.min(4, Math.max(1, availableParallelism() - 1)),
   };
 }

@@ -12,17 +12,11 @@ import {
 import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import type { Actor } from '../actor.js';
-import { ApiException } from '../errors.js';
 import { CurrentActor } from '../middleware/auth.guard.js';
 import { BinaryBody, BinaryResponse, Docs } from '../middleware/openapi.js';
+import { type Upload, UploadBody } from '../middleware/upload-body.js';
 import { ZodPipe } from '../middleware/zod.pipe.js';
 import { ObjectService } from '../services/object.service.js';
-
-const binary = (body: unknown): Buffer => {
-  if (!Buffer.isBuffer(body))
-    throw new ApiException('unsupported_media_type', 'send the bytes as application/octet-stream');
-  return body;
-};
 
 @ApiTags('objects')
 @ApiBearerAuth()
@@ -79,9 +73,9 @@ export class ObjectController {
     @CurrentActor() actor: Actor,
     @Param('workspaceId', new ZodPipe(Id)) workspaceId: string,
     @Param('hash', new ZodPipe(Hash)) hash: string,
-    @Body() body: unknown,
+    @UploadBody() body: Upload,
   ) {
-    return this.objects.uploadObject(actor, workspaceId, hash, binary(body));
+    return this.objects.uploadObject(actor, workspaceId, hash, body);
   }
 
   @Put('packs/:hash')
@@ -91,9 +85,9 @@ export class ObjectController {
     @CurrentActor() actor: Actor,
     @Param('workspaceId', new ZodPipe(Id)) workspaceId: string,
     @Param('hash', new ZodPipe(Hash)) hash: string,
-    @Body() body: unknown,
+    @UploadBody() body: Upload,
   ) {
-    return this.objects.uploadPack(actor, workspaceId, hash, binary(body));
+    return this.objects.uploadPack(actor, workspaceId, hash, body);
   }
 
   /** The object's bytes; honours a single `Range: bytes=…` with 206. */

@@ -2,3 +2,5 @@
 export const DATABASE = Symbol('Database');
 export const OBJECT_STORE = Symbol('ObjectStore');
 export const CONFIG = Symbol('Config');
+export const UPLOAD_SPOOL = Symbol('UploadSpool');
+export const WORKERS = Symbol('WorkerPool');

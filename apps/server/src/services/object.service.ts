@@ -7,19 +7,24 @@ import {
 } from '@upc/protocol';
 import {
   decodeObject,
+  Encoding,
   encodeObject,
+  MAX_OBJECT_SIZE,
   ObjectFormatError,
+  type PackEntry,
   PackFormatError,
-  readPackIndex,
   sha256Hex,
 } from '@upc/image';
 import type { Actor } from '../actor.js';
 import type { Config } from '../config.js';
 import { ApiException, notFound } from '../errors.js';
 import { ObjectRepository, type ObjectLocation } from '../repositories/object.repository.js';
-import { CONFIG, OBJECT_STORE } from '../repositories/tokens.js';
+import { CONFIG, OBJECT_STORE, UPLOAD_SPOOL, WORKERS } from '../repositories/tokens.js';
 import { WorkspaceRepository } from '../repositories/workspace.repository.js';
+import type { Upload } from '../middleware/upload-body.js';
 import { forEachLimited, type ObjectStore } from '../store/object-store.js';
+import { type SpooledUpload, type UploadSpool, UploadTooLargeError } from '../store/upload-spool.js';
+import type { WorkerPool } from '../workers/worker-pool.js';
 import { AuditService } from './audit.service.js';
 import { parseRange, type Range } from './range.js';
 import { objectKey, packKey } from './storage-keys.js';
@@ -52,6 +57,8 @@ export class ObjectService {
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(OBJECT_STORE) private readonly store: ObjectStore,
+    @Inject(UPLOAD_SPOOL) private readonly spool: UploadSpool,
+    @Inject(WORKERS) private readonly workers: WorkerPool,
     private readonly objects: ObjectRepository,
     private readonly workspaceRows: WorkspaceRepository,
     private readonly workspaces: WorkspaceService,
@@ -65,63 +72,130 @@ export class ObjectService {
     return unique.filter((hash) => !present.has(hash));
   }
 
-  async uploadObject(actor: Actor, workspaceId: string, hash: string, body: Buffer): Promise<StoredObject> {
+  /**
+   * An object's stored form, streamed to disk as it arrives (never whole in memory) and checked
+   * against its id: a raw object by the SHA-256 taken on the way, a compressed one decoded in a
+   * worker. Only then is it stored, from the disk, and recorded.
+   */
+  async uploadObject(actor: Actor, workspaceId: string, hash: string, body: Upload): Promise<StoredObject> {
     const workspace = await this.workspaces.requireAccess(actor, workspaceId);
-    if (body.length > this.config.maxObjectBytes) {
-      throw new ApiException(
-        'payload_too_large',
-        `objects are limited to ${this.config.maxObjectBytes} bytes`,
-      );
+    const limit = this.config.maxObjectBytes;
+    const upload = await this.receive(body, limit, `objects are limited to ${limit} bytes`, true);
+    try {
+      await this.verifyObject(hash, upload);
+      const size = upload.size;
+      if (await this.objects.find(workspaceId, hash)) return { hash, size, created: false };
+      await this.checkQuota(workspace.id, workspace.quotaBytes, size);
+      // The store checks what it stores: the encoded bytes, whose SHA-256 is not the object's id.
+      await this.store.putIfAbsent(objectKey(workspaceId, hash), upload, upload.sha256);
+      const created = await this.objects.addObject(workspaceId, hash, size);
+      if (created) {
+        await this.audit.record(actor, {
+          action: 'object.upload',
+          targetType: 'object',
+          targetId: hash,
+          workspaceId,
+          details: { size },
+        });
+      }
+      return { hash, size, created };
+    } finally {
+      await upload.dispose();
     }
-    await verifyObject(hash, body);
-    if (await this.objects.find(workspaceId, hash)) return { hash, size: body.length, created: false };
-    await this.checkQuota(workspace.id, workspace.quotaBytes, body.length);
-    // The store checks what it stores: the encoded bytes, whose SHA-256 is not the object's id.
-    await this.store.putIfAbsent(objectKey(workspaceId, hash), body, sha256Hex(body));
-    const created = await this.objects.addObject(workspaceId, hash, body.length);
-    if (created) {
-      await this.audit.record(actor, {
-        action: 'object.upload',
-        targetType: 'object',
-        targetId: hash,
-        workspaceId,
-        details: { size: body.length },
-      });
-    }
-    return { hash, size: body.length, created };
   }
 
-  async uploadPack(actor: Actor, workspaceId: string, hash: string, body: Buffer): Promise<StoredPack> {
+  /** A pack, streamed to disk as it arrives, its id checked on the way and its objects in a worker. */
+  async uploadPack(actor: Actor, workspaceId: string, hash: string, body: Upload): Promise<StoredPack> {
     const workspace = await this.workspaces.requireAccess(actor, workspaceId);
-    if (body.length > this.config.maxPackBytes) {
-      throw new ApiException('payload_too_large', `packs are limited to ${this.config.maxPackBytes} bytes`);
-    }
-    verifyHash(hash, body);
-    let entries;
+    const limit = this.config.maxPackBytes;
+    const upload = await this.receive(body, limit, `packs are limited to ${limit} bytes`, false);
     try {
-      entries = await readPackIndex(body, (id, stored) => decodeObject(id, stored));
+      if (upload.sha256 !== hash) {
+        throw new ApiException('hash_mismatch', `the body's SHA-256 is ${upload.sha256}, not ${hash}`, {
+          actual: upload.sha256,
+          expected: hash,
+        });
+      }
+      const entries = await this.readPack(upload);
+      const size = upload.size;
+      if (await this.objects.packExists(workspaceId, hash)) {
+        return { hash, size, objects: entries.length, created: false };
+      }
+      await this.checkQuota(workspace.id, workspace.quotaBytes, size);
+      await this.store.putIfAbsent(packKey(workspaceId, hash), upload, hash);
+      const created = await this.objects.addPack(workspaceId, { hash, size }, entries);
+      if (created) {
+        await this.audit.record(actor, {
+          action: 'pack.upload',
+          targetType: 'pack',
+          targetId: hash,
+          workspaceId,
+          details: { size, objects: entries.length },
+        });
+      }
+      return { hash, size, objects: entries.length, created };
+    } finally {
+      await upload.dispose();
+    }
+  }
+
+  /** The body on disk; 413 as soon as it says or turns out to be larger than `limit`. */
+  private async receive(body: Upload, limit: number, tooLarge: string, payloadDigest: boolean) {
+    if (body.declaredBytes !== undefined && body.declaredBytes > limit) {
+      throw new ApiException('payload_too_large', tooLarge);
+    }
+    try {
+      return await this.spool.receive(body.stream, { maxBytes: limit, payloadDigest });
+    } catch (error) {
+      if (error instanceof UploadTooLargeError) throw new ApiException('payload_too_large', tooLarge);
+      throw error;
+    }
+  }
+
+  /** An object's stored form must decode to plaintext with this id (libs/image object.ts). */
+  private async verifyObject(hash: string, upload: SpooledUpload): Promise<void> {
+    try {
+      if (upload.firstByte === Encoding.Raw) {
+        if (upload.size - 1 > MAX_OBJECT_SIZE) {
+          throw new ObjectFormatError(`is larger than ${MAX_OBJECT_SIZE} bytes`, hash, 'too_large');
+        }
+        if (upload.payloadSha256 !== hash) {
+          throw new ObjectFormatError(
+            `content does not match its hash (it is ${upload.payloadSha256 ?? ''})`,
+            hash,
+            'mismatch',
+          );
+        }
+        return;
+      }
+      // Anything else is decoded whole, in a worker, one at a time per worker (bounded memory).
+      await this.workers.run(async () => ({
+        op: 'verifyObject' as const,
+        hash,
+        stored: await upload.read(0, upload.size),
+      }));
+    } catch (error) {
+      if (!(error instanceof ObjectFormatError)) throw error;
+      if (error.kind === 'mismatch')
+        throw new ApiException('hash_mismatch', error.message, { expected: hash });
+      if (error.kind === 'too_large') throw new ApiException('payload_too_large', error.message);
+      throw new ApiException('invalid_object', error.message);
+    }
+  }
+
+  /** A pack's index, every object in it checked against its id (in a worker). */
+  private async readPack(upload: SpooledUpload): Promise<PackEntry[]> {
+    try {
+      return await this.workers.run(async () => ({
+        op: 'verifyPack' as const,
+        stored: await upload.read(0, upload.size),
+      }));
     } catch (error) {
       if (error instanceof PackFormatError || error instanceof ObjectFormatError) {
         throw new ApiException('invalid_pack', error.message);
       }
       throw error;
     }
-    if (await this.objects.packExists(workspaceId, hash)) {
-      return { hash, size: body.length, objects: entries.length, created: false };
-    }
-    await this.checkQuota(workspace.id, workspace.quotaBytes, body.length);
-    await this.store.putIfAbsent(packKey(workspaceId, hash), body, hash);
-    const created = await this.objects.addPack(workspaceId, { hash, size: body.length }, entries);
-    if (created) {
-      await this.audit.record(actor, {
-        action: 'pack.upload',
-        targetType: 'pack',
-        targetId: hash,
-        workspaceId,
-        details: { size: body.length, objects: entries.length },
-      });
-    }
-    return { hash, size: body.length, objects: entries.length, created };
   }
 
   async download(
@@ -215,28 +289,39 @@ export class ObjectService {
   }
 
   /**
-   * The plaintext of one of the workspace's objects, checked against its id. For the server's own
-   * reads of images (browsing, diffs, restores): the caller has checked access. An object a version
-   * names but the store lacks is the server's fault, not the client's, so it is a plain Error (500).
+   * Where one of the workspace's objects is stored. For the server's own reads of images (browsing,
+   * diffs, restores): the caller has checked access. An object a version names but the store lacks
+   * is the server's fault, not the client's, so it is a plain Error (500).
    */
-  async readPlaintext(workspaceId: string, hash: string): Promise<Buffer> {
+  async locate(workspaceId: string, hash: string): Promise<ObjectLocation> {
     const location = await this.objects.find(workspaceId, hash);
     if (!location) throw new Error(`object ${hash} of workspace ${workspaceId} is not stored`);
+    return location;
+  }
+
+  /** An object's stored form, as `locate` found it (not yet checked against its id). */
+  async readStored(workspaceId: string, location: ObjectLocation): Promise<Uint8Array> {
+    const { hash, size, packHash, packOffset } = location;
     const stored =
-      location.size === 0
+      size === 0
         ? new Uint8Array(0)
-        : location.packHash === null
+        : packHash === null
           ? await this.store.get(objectKey(workspaceId, hash))
-          : await this.store.get(packKey(workspaceId, location.packHash), {
-              start: location.packOffset ?? 0,
-              end: (location.packOffset ?? 0) + location.size - 1,
+          : await this.store.get(packKey(workspaceId, packHash), {
+              start: packOffset ?? 0,
+              end: (packOffset ?? 0) + size - 1,
             });
-    if (stored.length !== location.size) {
+    if (stored.length !== size) {
       throw new Error(
-        `the store gave ${stored.length} bytes for object ${hash} of ${workspaceId}, its row says ${location.size}`,
+        `the store gave ${stored.length} bytes for object ${hash} of ${workspaceId}, its row says ${size}`,
       );
     }
-    return decodeObject(hash, stored);
+    return stored;
+  }
+
+  /** The plaintext of one of the workspace's objects, checked against its id (see `locate`). */
+  async readPlaintext(workspaceId: string, hash: string): Promise<Buffer> {
+    return decodeObject(hash, await this.readStored(workspaceId, await this.locate(workspaceId, hash)));
   }
 
   /**
@@ -245,14 +330,15 @@ export class ObjectService {
    */
   async storeGenerated(workspaceId: string, plaintext: Uint8Array, hash?: string): Promise<string> {
     const encoded = await encodeObject(plaintext, hash);
-    if (await this.objects.find(workspaceId, encoded.hash)) return encoded.hash;
-    await this.store.putIfAbsent(
-      objectKey(workspaceId, encoded.hash),
-      encoded.bytes,
-      sha256Hex(encoded.bytes),
-    );
-    await this.objects.addObject(workspaceId, encoded.hash, encoded.bytes.length);
+    await this.storeEncoded(workspaceId, encoded.hash, encoded.bytes);
     return encoded.hash;
+  }
+
+  /** As storeGenerated, for an object the server encoded already (in a worker). */
+  async storeEncoded(workspaceId: string, hash: string, stored: Uint8Array): Promise<void> {
+    if (await this.objects.find(workspaceId, hash)) return;
+    await this.store.putIfAbsent(objectKey(workspaceId, hash), stored, sha256Hex(stored));
+    await this.objects.addObject(workspaceId, hash, stored.length);
   }
 
   private async checkQuota(workspaceId: string, quota: bigint | null, adding: number): Promise<void> {
@@ -264,28 +350,5 @@ export class ObjectService {
         quotaBytes: Number(quota),
       });
     }
-  }
-}
-
-/** An object's body is its stored form (libs/image object.ts): it must decode to plaintext with this id. */
-async function verifyObject(hash: string, body: Uint8Array): Promise<void> {
-  try {
-    await decodeObject(hash, body);
-  } catch (error) {
-    if (!(error instanceof ObjectFormatError)) throw error;
-    if (error.kind === 'mismatch') throw new ApiException('hash_mismatch', error.message, { expected: hash });
-    if (error.kind === 'too_large') throw new ApiException('payload_too_large', error.message);
-    throw new ApiException('invalid_object', error.message);
-  }
-}
-
-/** A pack's id is the SHA-256 of its bytes as sent. */
-function verifyHash(expected: string, body: Uint8Array): void {
-  const actual = sha256Hex(body);
-  if (actual !== expected) {
-    throw new ApiException('hash_mismatch', `the body's SHA-256 is ${actual}, not ${expected}`, {
-      actual,
-      expected,
-    });
   }
 }

@@ -10,6 +10,7 @@ import {
   forEachLimited,
   ObjectNotFoundError,
   type ByteRange,
+  type ObjectBody,
   type ObjectStore,
 } from './object-store.js';
 
@@ -57,7 +58,7 @@ export class FsObjectStore implements ObjectStore {
     this.root = path.resolve(root);
   }
 
-  async putIfAbsent(key: string, body: Uint8Array, _sha256Hex: string): Promise<boolean> {
+  async putIfAbsent(key: string, body: ObjectBody, _sha256Hex: string): Promise<boolean> {
     const target = this.pathOf(key);
     if (await this.isFile(target)) return false;
     const directory = path.dirname(target);
@@ -67,7 +68,8 @@ export class FsObjectStore implements ObjectStore {
     try {
       const handle = await open(temp, 'wx', FILE_MODE);
       try {
-        await handle.writeFile(body);
+        if (body instanceof Uint8Array) await handle.writeFile(body);
+        else for await (const chunk of body.stream()) await handle.write(chunk as Buffer);
         await handle.sync();
       } finally {
         await handle.close();

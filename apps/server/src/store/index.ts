@@ -6,6 +6,8 @@ export {
   MAX_SEGMENT_LENGTH,
   ObjectNotFoundError,
   type ByteRange,
+  type ObjectBody,
+  type ObjectSource,
   type ObjectStore,
 } from './object-store.js';
 export { FsObjectStore } from './fs-object-store.js';

@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+
 /** Inclusive on both ends, like an HTTP Range header. */
 export interface ByteRange {
   start: number;
@@ -23,6 +25,21 @@ export class InvalidKeyError extends Error {
   }
 }
 
+/**
+ * Bytes to store that are not in memory (an upload waiting on disk): `stream` gives all `size` of
+ * them each time it is called, so a backend may read them more than once (to retry a write).
+ */
+export interface ObjectSource {
+  readonly size: number;
+  stream(): Readable;
+}
+
+/** What `putIfAbsent` stores: bytes in memory, or a source it streams from. */
+export type ObjectBody = Uint8Array | ObjectSource;
+
+export const bodySize = (body: ObjectBody): number =>
+  body instanceof Uint8Array ? body.byteLength : body.size;
+
 export interface ObjectStore {
   /**
    * Stores body under key unless key already exists. Content-addressed callers make this idempotent:
@@ -30,7 +47,7 @@ export interface ObjectStore {
    * SHA-256 (hex, sha256Hex); backends that can (S3 ChecksumSHA256) pass it on so the store verifies it
    * end to end. The write is durable when the promise resolves.
    */
-  putIfAbsent(key: string, body: Uint8Array, sha256Hex: string): Promise<boolean>;
+  putIfAbsent(key: string, body: ObjectBody, sha256Hex: string): Promise<boolean>;
   /**
    * Whole object, or the inclusive byte range. Rejects with ObjectNotFoundError. A range beyond the end
    * is clamped to the object's end; a range starting at or after the end yields no bytes.

@@ -14,9 +14,11 @@ import {
   assertValidKey,
   assertValidPrefix,
   assertValidRange,
+  bodySize,
   forEachLimited,
   ObjectNotFoundError,
   type ByteRange,
+  type ObjectBody,
   type ObjectStore,
 } from './object-store.js';
 
@@ -95,7 +97,7 @@ export class S3ObjectStore implements ObjectStore {
     this.client.destroy();
   }
 
-  async putIfAbsent(key: string, body: Uint8Array, sha256Hex: string): Promise<boolean> {
+  async putIfAbsent(key: string, body: ObjectBody, sha256Hex: string): Promise<boolean> {
     assertValidKey(key);
     for (let attempt = 1; ; attempt++) {
       // HEAD first: servers without conditional writes (s3rver) ignore If-None-Match and would overwrite.
@@ -105,8 +107,9 @@ export class S3ObjectStore implements ObjectStore {
           new PutObjectCommand({
             Bucket: this.bucket,
             Key: key,
-            Body: body,
-            ContentLength: body.byteLength,
+            // A source is streamed afresh for each attempt.
+            Body: body instanceof Uint8Array ? body : body.stream(),
+            ContentLength: bodySize(body),
             ChecksumSHA256: Buffer.from(sha256Hex, 'hex').toString('base64'),
             // Closes the race between HEAD and PUT on servers that do support it (AWS, MinIO, R2).
             IfNoneMatch: '*',
