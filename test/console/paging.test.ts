@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { encodeObject, type Entry, hashTree } from '@upc/image';
+import type { UpcClient } from '@upc/protocol';
 import type { Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closePage, CONSOLE_DIR, openPage, screenshot, signIn, useBrowser } from '../support/browser.js';
+import { workspaceWithLease } from '../support/fixtures.js';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -133,6 +136,69 @@ describe('Users, Workspaces and PCs are searched and paged by the server', () =>
     expect(
       await page.getByRole('table', { name: 'My workspaces' }).getByRole('link').allTextContents(),
     ).toEqual(['w21']);
+    await closePage(page);
+  });
+});
+
+describe("a version's folder is paged by the server", () => {
+  /** A version whose home layer holds `files` empty files f000 … and the folder "sub". */
+  async function versionWithFolder(client: UpcClient, files: number) {
+    const setup = await workspaceWithLease(client, 'big-folder');
+    const id = setup.workspace.id;
+    const put = async (plaintext: Uint8Array) => {
+      const encoded = await encodeObject(plaintext);
+      await client.uploadObject(id, encoded.hash, encoded.bytes);
+      return encoded.hash;
+    };
+    const base = { mtime: 1_700_000_000_000_000, owner: 'user' as const, group: 'user' as const };
+    const dir = async (name: string, entries: Entry[]): Promise<Entry> => ({
+      ...base,
+      name,
+      type: 'dir',
+      mode: 0o755,
+      tree: await put(hashTree({ entries }).bytes),
+    });
+    const entries: Entry[] = Array.from({ length: files }, (_, i) => ({
+      ...base,
+      name: `f${String(i).padStart(3, '0')}`,
+      type: 'file',
+      mode: 0o644,
+      size: 0,
+      chunks: [],
+    }));
+    const home = await dir('home', [...entries, await dir('sub', [])]);
+    const version = await client.commit(id, {
+      kind: 'sync',
+      deviceId: setup.device.id,
+      fencingToken: setup.lease.fencingToken,
+      parentId: null,
+      rootTree: await put(hashTree({ entries: [home] }).bytes),
+    });
+    return { id, version };
+  }
+
+  it('asks for one page of the folder at a time, folders first', async () => {
+    const { client } = await server.user('zoe');
+    const { id, version } = await versionWithFolder(client, 250);
+    const page = await openPage(browser());
+    await signIn(page, server.url, 'zoe', 'zoe-password', 'My workspaces');
+    const seen = requests(page, `/workspaces/${id}/versions/${version.id}/tree`);
+    await page.goto(`${server.url}/workspaces/${id}/versions/${version.id}`);
+    const pager = page.getByRole('navigation', { name: 'Pages of files' });
+    await pager.getByText('Page 1 of 3').waitFor();
+    const files = page.getByRole('table', { name: 'Files' });
+    expect(await rows(page, 'Files')).toBe(100);
+    await files.getByRole('button', { name: 'Folder sub' }).waitFor();
+    expect(seen.map((q) => q.toString())).toContain('path=home&limit=100&offset=0');
+
+    await pager.getByRole('button', { name: 'Next page' }).click();
+    await pager.getByText('Page 2 of 3').waitFor();
+    await files.getByRole('cell', { name: 'f099', exact: true }).waitFor();
+    expect(seen.map((q) => q.toString())).toContain('path=home&limit=100&offset=100');
+    await pager.getByRole('button', { name: 'Next page' }).click();
+    await pager.getByText('Page 3 of 3').waitFor();
+    await files.getByRole('cell', { name: 'f249', exact: true }).waitFor();
+    expect(await rows(page, 'Files')).toBe(51);
     await closePage(page);
   });
 });

@@ -142,6 +142,24 @@ describe('browsing a version', () => {
     ]);
   });
 
+  it('pages a folder: limit entries from offset, folders first, with the total', async () => {
+    const names = ['etc', 'home', 'README', 'wh'];
+    const whole = await alice.listTree(ws, v1.id);
+    expect([whole.total, whole.offset, whole.entries.map((e) => e.name)]).toEqual([4, 0, names]);
+    const pages = [];
+    for (let offset = 0; offset < 4; offset += 3)
+      pages.push(await alice.listTree(ws, v1.id, '', { offset, limit: 3 }));
+    expect(pages.map((p) => [p.total, p.offset, p.entries.map((e) => e.name)])).toEqual([
+      [4, 0, names.slice(0, 3)],
+      [4, 3, names.slice(3)],
+    ]);
+    expect((await alice.listTree(ws, v1.id, '', { offset: 10 })).entries).toEqual([]);
+    for (const page of [{ limit: 0 }, { limit: 5001 }, { offset: -1 }]) {
+      const problem = await problemOf(alice.listTree(ws, v1.id, '', page));
+      expect([page, problem.status, problem.code]).toEqual([page, 400, 'validation_failed']);
+    }
+  });
+
   it('answers 404 for a path that is missing or not a folder, and for an unknown version', async () => {
     for (const path of ['nope', 'home/nope', 'README', 'home/link', 'home/docs/a.txt/x']) {
       const problem = await problemOf(alice.listTree(ws, v1.id, path));

@@ -168,9 +168,16 @@ export class UpcClient {
   commit = (workspaceId: string, body: S.CommitRequest) =>
     this.json('POST', `/workspaces/${workspaceId}/versions`, S.Version, body);
 
-  /** One folder of a version (`path` relative to the image root; '' for the root). */
-  listTree = (workspaceId: string, versionId: string, path = '') =>
-    this.json('GET', `/workspaces/${workspaceId}/versions/${versionId}/tree` + qs({ path }), S.TreeListing);
+  /**
+   * A page of one folder of a version (`path` relative to the image root; '' for the root): `limit`
+   * entries (the server's default: 1,000) from `offset`, and the folder's `total`.
+   */
+  listTree = (workspaceId: string, versionId: string, path = '', page: S.PageParams = {}) =>
+    this.json(
+      'GET',
+      `/workspaces/${workspaceId}/versions/${versionId}/tree` + qs({ path, ...page }),
+      S.TreeListing,
+    );
   /** A file's bytes as they were in the version. */
   async downloadFile(workspaceId: string, versionId: string, path: string): Promise<Uint8Array> {
     const res = await this.send(

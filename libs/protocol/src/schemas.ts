@@ -354,8 +354,18 @@ export const ImagePath = z
     }
   });
 export const EntryType = z.enum(['file', 'dir', 'symlink', 'whiteout']);
-/** `GET …/versions/:versionId/tree` and `…/file`: which path. */
-export const TreeQuery = z.object({ path: ImagePath.default('') });
+/** Most entries one answer of `GET …/versions/:versionId/tree` holds. */
+export const MAX_TREE_PAGE = 5000;
+/**
+ * `GET …/versions/:versionId/tree`: which folder, and which of its entries (folders first, then
+ * the rest, each group by name): `limit` of them from `offset`. A folder may hold a million.
+ */
+export const TreeQuery = z.object({
+  path: ImagePath.default(''),
+  limit: z.coerce.number().int().min(1).max(MAX_TREE_PAGE).default(1000),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+});
+/** `GET …/versions/:versionId/file`: which file. */
 export const FileQuery = z.object({ path: ImagePath.refine((p) => p !== '', 'must name a file') });
 export const TreeEntry = z.object({
   name: z.string(),
@@ -369,10 +379,15 @@ export const TreeEntry = z.object({
   /** A symlink's target, as readlink gives it. */
   target: z.string().optional(),
 });
-/** One folder of a version: folders first, then the rest, each group by name. */
+/**
+ * One page of a folder of a version: folders first, then the rest, each group by name; `total`
+ * entries in the folder (ask again with a higher `offset` for the rest).
+ */
 export const TreeListing = z.object({
   versionId: Id,
   path: z.string(),
+  total: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
   entries: z.array(TreeEntry),
 });
 export const MAX_DIFF_CHANGES = 10_000;

@@ -13,7 +13,7 @@ import { Link, navigate, useQueryParam, withQueryParam } from '../router.js';
 /** The query parameter that holds the folder open in the file browser. */
 const FOLDER_PARAM = 'path';
 
-/** Rows of a folder or of a diff shown at once; longer lists are paged in the browser. */
+/** Rows of a folder or of a diff shown at once: a folder is paged by the server, a diff in the browser. */
 const ROWS = 100;
 
 /** "the sync version of 27 Nov 2026, 14:21:45": how a version is named to people. */
@@ -178,12 +178,16 @@ function Files({
     setChosen({ path, page: to });
   };
   const [problem, setProblem] = useState<string | undefined>(undefined);
+  // The server pages a folder (it may hold a million entries): one page of ROWS at a time.
   const listing = useAsync(async () => {
-    if (path !== undefined) return api.listTree(workspaceId, versionId, path);
-    const root = await api.listTree(workspaceId, versionId, '');
+    const rows = { limit: ROWS, offset: (page - 1) * ROWS };
+    if (path !== undefined) return api.listTree(workspaceId, versionId, path, rows);
+    // Folders come first: the root's first page says whether it has the home layer.
+    const root = await api.listTree(workspaceId, versionId, '', { limit: ROWS });
     const home = root.entries.some((e) => e.name === 'home' && e.type === 'dir');
-    return home ? api.listTree(workspaceId, versionId, 'home') : root;
-  }, [workspaceId, versionId, path]);
+    if (home) return api.listTree(workspaceId, versionId, 'home', rows);
+    return page === 1 ? root : api.listTree(workspaceId, versionId, '', rows);
+  }, [workspaceId, versionId, path, page]);
 
   const current = listing.data?.path ?? path ?? '';
   const segments = current === '' ? [] : current.split('/');
@@ -193,7 +197,9 @@ function Files({
   };
   const stale =
     listing.loading && listing.data !== undefined && path !== undefined && listing.data.path !== path;
-  const { shown, current: pageNumber, pages } = pageOf(listing.data?.entries ?? [], page, ROWS);
+  const shown = listing.data?.entries ?? [];
+  const pages = Math.max(1, Math.ceil((listing.data?.total ?? 0) / ROWS));
+  const pageNumber = Math.min(Math.max(1, page), pages);
 
   const save = async (entry: TreeEntry) => {
     setProblem(undefined);

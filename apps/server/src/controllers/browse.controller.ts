@@ -27,7 +27,10 @@ export class BrowseController {
     private readonly restorer: RestoreService,
   ) {}
 
-  /** One folder of the version (`path` relative to the image root, '' the root): folders first, then by name. */
+  /**
+   * A page of one folder of the version (`path` relative to the image root, '' the root): folders
+   * first, then by name, `limit` entries (1,000 unless asked) from `offset`, with the folder's `total`.
+   */
   @Get('versions/:versionId/tree')
   @Docs({ query: TreeQuery, response: TreeListing })
   tree(
@@ -36,7 +39,7 @@ export class BrowseController {
     @Param('versionId', new ZodPipe(Id)) versionId: string,
     @Query(new ZodPipe(TreeQuery)) query: z.output<typeof TreeQuery>,
   ) {
-    return this.browse.listTree(actor, workspaceId, versionId, query.path);
+    return this.browse.listTree(actor, workspaceId, versionId, query);
   }
 
   /** A file's bytes as they were in the version, streamed a chunk at a time. */

@@ -10,6 +10,7 @@ import { PcLoginService } from './pc-login.service.js';
 import { RestoreService } from './restore.service.js';
 import { SessionService } from './session.service.js';
 import { StatsService } from './stats.service.js';
+import { TreeService } from './tree.service.js';
 import { UserService } from './user.service.js';
 import { VersionService } from './version.service.js';
 import { WorkspaceService } from './workspace.service.js';
@@ -27,6 +28,7 @@ export const services = [
   RestoreService,
   SessionService,
   StatsService,
+  TreeService,
   UserService,
   VersionService,
   WorkspaceService,

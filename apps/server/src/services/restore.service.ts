@@ -10,10 +10,11 @@ import { LeaseRepository } from '../repositories/lease.repository.js';
 import { VersionRepository } from '../repositories/version.repository.js';
 import { type LockedWorkspace, WorkspaceRepository } from '../repositories/workspace.repository.js';
 import { AuditService } from './audit.service.js';
-import { BrowseService, splitPath, TreeReader } from './browse.service.js';
+import { BrowseService, splitPath } from './browse.service.js';
 import { toVersion } from './dto.js';
 import { holderOf } from './lease.service.js';
 import { ObjectService } from './object.service.js';
+import { TreeService } from './tree.service.js';
 
 /** How often a restore is rebuilt when HEAD moved while its trees were being built. */
 const ATTEMPTS = 3;
@@ -32,6 +33,7 @@ export class RestoreService {
     private readonly workspaceRows: WorkspaceRepository,
     private readonly leases: LeaseRepository,
     private readonly objects: ObjectService,
+    private readonly trees: TreeService,
     private readonly audit: AuditService,
   ) {}
 
@@ -115,22 +117,19 @@ export class RestoreService {
     headRoot: string | null,
     path: string,
   ): Promise<string> {
-    const reader = new TreeReader(this.objects, workspaceId);
     const segments = splitPath(path);
     const folders: Entry[] = [];
-    const wanted = await reader.entryAt(sourceRoot, segments, folders);
-    if (!wanted && (headRoot === null || !(await reader.entryAt(headRoot, segments)))) {
+    const wanted = await this.trees.entryAt(workspaceId, sourceRoot, segments, folders);
+    if (!wanted && (headRoot === null || !(await this.trees.entryAt(workspaceId, headRoot, segments)))) {
       throw notFound('path in the version or in HEAD');
     }
     const rebuild = async (tree: string | null, depth: number): Promise<string | null> => {
-      const entries = tree === null ? [] : (await reader.read(tree)).entries;
       const name = segments[depth] as string;
-      const existing = entries.find((e) => e.name === name);
-      const others = entries.filter((e) => e.name !== name);
       let replacement: Entry | undefined;
       if (depth === segments.length - 1) {
         replacement = wanted;
       } else {
+        const existing = tree === null ? undefined : await this.trees.child(workspaceId, tree, name);
         const below = existing?.type === 'dir' ? existing.tree : null;
         // Removing below a folder HEAD does not have: nothing to do on this branch.
         if (below === null && !wanted) return tree;
@@ -139,9 +138,7 @@ export class RestoreService {
         const template = (existing?.type === 'dir' ? existing : folders[depth]) as DirEntry;
         replacement = { ...template, tree: child };
       }
-      const next = replacement ? [...others, replacement] : others;
-      const { hash, bytes } = hashTree({ entries: next });
-      return this.objects.storeGenerated(workspaceId, bytes, hash);
+      return this.trees.replace(workspaceId, tree, name, replacement);
     };
     const root = await rebuild(headRoot, 0);
     if (root !== null) return root;
