@@ -1,5 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import { sha256Hex } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
@@ -20,9 +22,13 @@ const ADMIN_PASSWORD = 'admin-password-for-tests';
 
 let server: ServerProcess;
 let admin: UpcClient;
+/** Where the server keeps uploads while it checks them. */
+let spool: string;
 beforeAll(async () => {
   const s3 = inject('s3');
+  spool = await mkdtemp(join(tmpdir(), 'upc-spool-'));
   server = await startServerProcess({
+    UPC_UPLOAD_DIR: spool,
     DATABASE_URL: await createTestDatabase(),
     S3_ENDPOINT: s3.endpoint,
     S3_REGION: s3.region,
@@ -38,7 +44,16 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server.stop();
+  await rm(spool, { recursive: true, force: true });
 });
+
+/** The files waiting in the server's private upload folder, and that folder's mode. */
+async function spooled(): Promise<{ mode: number; files: string[] }> {
+  const [folder] = await readdir(spool);
+  if (folder === undefined) throw new Error('the server made no upload folder');
+  const at = join(spool, folder);
+  return { mode: (await stat(at)).mode & 0o777, files: await readdir(at) };
+}
 
 /** The server process's resident memory now and at its highest, in MiB. */
 async function memory(): Promise<{ rss: number; peak: number }> {
@@ -233,5 +248,62 @@ describe('uploads stream through the server', () => {
     });
     expect(declared.status).toBe(413);
     expect(declared.sentBeforeAnswer).toBe(MiB);
+  });
+
+  it('cuts off a body that streams past the limit without saying its length, and keeps nothing of it', async () => {
+    const chunk = randomBytes(MiB);
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        sent += chunk.length;
+        if (sent > 200 * MiB) controller.close();
+        else controller.enqueue(chunk);
+      },
+    });
+    const res = await fetch(
+      `${server.url}/api/v1/workspaces/${workspaceId}/objects/${sha256Hex(Buffer.of(3))}`,
+      {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${admin.token ?? ''}` },
+        body,
+        duplex: 'half',
+      },
+    );
+    expect(res.status).toBe(413);
+    expect(sent).toBeLessThan(200 * MiB);
+    expect((await spooled()).files).toEqual([]);
+  });
+
+  it('keeps uploads in a folder of its own (0700), and nothing of one whose client went away', async () => {
+    const { mode } = await spooled();
+    expect(mode).toBe(0o700);
+    const waiting = await new Promise<string[]>((resolve) => {
+      const req = request(
+        `${server.url}/api/v1/workspaces/${workspaceId}/objects/${sha256Hex(Buffer.of(4))}`,
+        {
+          method: 'PUT',
+          agent: false,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-length': String(30 * MiB),
+            authorization: `Bearer ${admin.token ?? ''}`,
+          },
+        },
+      );
+      req.on('error', () => undefined);
+      req.write(randomBytes(5 * MiB), () => {
+        setTimeout(() => {
+          void spooled().then(({ files }) => {
+            req.destroy();
+            resolve(files);
+          });
+        }, 300);
+      });
+    });
+    expect(waiting).toHaveLength(1); // the upload was on its way to disk
+    for (let i = 0; i < 50 && (await spooled()).files.length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect((await spooled()).files).toEqual([]);
   });
 });
