@@ -265,6 +265,7 @@ describe('the object cache', () => {
     expect((await filesUnder(cache)).filter((file) => !file.startsWith('packs/ff'))).toEqual(
       storeFiles.map((file) => keptName(key, file)).sort(),
     );
+    await rm(join(cache, 'packs', 'ff.enc'));
 
     await rm(home.objectsDir, { recursive: true, force: true });
     const again = await openRepo();
@@ -273,6 +274,7 @@ describe('the object cache', () => {
     await again.writeHeld();
     expect(await saveCache(home, USER, key)).toBe(0); // nothing to write again
     expect(await filesUnder(cache)).toEqual(storeFiles.map((file) => keptName(key, file)).sort());
+    expect((await readdir(cache)).sort()).toEqual(storeFiles.map((file) => keptName(key, file)).sort());
   });
 
   it('holds no more than it is allowed in memory: the rest goes to the store at once', async () => {

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { ByteBudget, type LocalRepository } from '@upc/image';
 import { join } from 'node:path';
 import { pool } from './objects.js';
@@ -212,9 +212,9 @@ async function removeLegacy(target: string, legacy: readonly string[]): Promise<
   for (const top of ['packs', 'data']) {
     const folder = join(target, top);
     for (const prefix of await readdir(folder).catch(() => [])) {
-      await rm(join(folder, prefix)).catch(() => undefined); // only if empty
+      await rmdir(join(folder, prefix)).catch(() => undefined); // only if empty
     }
-    await rm(folder).catch(() => undefined);
+    await rmdir(folder).catch(() => undefined);
   }
 }
 
