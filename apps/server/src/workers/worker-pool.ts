@@ -23,7 +23,8 @@ interface Job {
 
 /** One worker thread and its queue; it is given one job at a time. */
 class Lane {
-  private worker: Worker;
+  /** Started for the first job, and again after one exits. */
+  private worker: Worker | undefined;
   private readonly queue: Job[] = [];
   private current: Job | undefined;
   /** Whether the current job's request was made with its bytes. */
@@ -31,9 +32,7 @@ class Lane {
   private nextId = 0;
   private closed = false;
 
-  constructor(private readonly logger: Logger) {
-    this.worker = this.spawn();
-  }
+  constructor(private readonly logger: Logger) {}
 
   get load(): number {
     return this.queue.length + (this.current ? 1 : 0);
@@ -47,7 +46,7 @@ class Lane {
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new Error('the server is shutting down'));
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 
   private spawn(): Worker {
@@ -70,10 +69,10 @@ class Lane {
     });
     worker.on('exit', (code) => {
       if (this.closed) return;
-      this.logger.error(`a worker thread exited with ${code}; starting another`);
+      this.logger.error(`a worker thread exited with ${code}; the next job starts another`);
       this.current?.reject(new Error(`the worker thread exited with ${code}`));
       this.current = undefined;
-      this.worker = this.spawn();
+      this.worker = undefined;
       this.pump();
     });
     return worker;
@@ -94,6 +93,7 @@ class Lane {
       (request) => {
         if (this.current !== job || this.nextId !== id) return;
         const transfer = bytesOf(request).map((bytes) => bytes.buffer);
+        this.worker ??= this.spawn();
         this.worker.postMessage({ id, request }, transfer);
       },
       (error: unknown) => {
