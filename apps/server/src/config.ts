@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
@@ -49,7 +49,8 @@ const EnvSchema = z
     UPC_LOGIN_MAX_FAILURES_PER_ADDRESS: int(1, 1_000_000).default(50),
     UPC_LOGIN_BACKOFF_SECONDS: int(1, 86_400).default(1),
     UPC_CONSOLE_DIR: z.string().min(1).optional(),
-    // Where uploads wait, on disk, while they are checked (a private folder is made inside).
+    // Where uploads wait, on disk, while they are checked (a private folder is made inside):
+    // beside the objects with the filesystem store, the system's temporary folder with S3.
     UPC_UPLOAD_DIR: z.string().min(1).optional(),
     // Threads for decoding trees and checking uploads, beside the one that answers requests.
     UPC_WORKER_THREADS: int(1, 64).optional(),
@@ -174,7 +175,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       backoffSeconds: e.UPC_LOGIN_BACKOFF_SECONDS,
     },
     consoleDir: resolve(e.UPC_CONSOLE_DIR ?? DEFAULT_CONSOLE_DIR),
-    uploadDir: resolve(e.UPC_UPLOAD_DIR ?? tmpdir()),
+    uploadDir: resolve(e.UPC_UPLOAD_DIR ?? (e.S3_BUCKET === undefined ? join(dataDir, 'uploads') : tmpdir())),
     workerThreads: e.UPC_WORKER_THREADS ?? Math.min(4, Math.max(1, availableParallelism() - 1)),
   };
 }

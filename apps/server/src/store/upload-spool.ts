@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -37,8 +37,9 @@ export interface SpooledUpload extends ObjectSource {
 export class UploadSpool {
   private constructor(private readonly dir: string) {}
 
-  /** A fresh private folder under `parent`. */
+  /** A fresh private folder under `parent` (made when missing). */
   static async create(parent: string): Promise<UploadSpool> {
+    await mkdir(parent, { recursive: true, mode: 0o700 });
     return new UploadSpool(await mkdtemp(path.join(parent, 'upc-uploads-')));
   }
 
