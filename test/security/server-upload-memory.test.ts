@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
-import { sha256Hex } from '@upc/image';
+import { encodePack, sha256Hex } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../support/database.js';
@@ -213,6 +213,39 @@ describe('uploads stream through the server', () => {
     expect(wrong.status).toBe(422);
     expect(wrong.body.code).toBe('hash_mismatch');
     expect(await admin.missingObjects(workspaceId, [other])).toEqual([other]);
+  });
+
+  it('checks a big pack (in a worker thread): stores a good one, refuses one with an object not its id', async () => {
+    const objects = Array.from({ length: 3 }, () => {
+      const plain = randomBytes(6 * MiB);
+      return { hash: sha256Hex(plain), bytes: Buffer.concat([Buffer.of(0), plain]) };
+    });
+    const pack = encodePack(objects);
+    expect(await admin.uploadPack(workspaceId, pack.hash, pack.bytes)).toMatchObject({
+      objects: 3,
+      created: true,
+    });
+    expect(
+      await admin.missingObjects(
+        workspaceId,
+        objects.map((o) => o.hash),
+      ),
+    ).toEqual([]);
+
+    const liar = {
+      hash: sha256Hex(randomBytes(8)),
+      bytes: Buffer.concat([Buffer.of(0), randomBytes(6 * MiB)]),
+    };
+    const bad = encodePack([...objects.slice(0, 2), liar]);
+    const refused = await upload(`/workspaces/${workspaceId}/packs/${bad.hash}`, {
+      total: bad.bytes.length,
+      chunk: bad.bytes,
+      token: admin.token,
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ code: 'invalid_pack' });
+    expect(String(refused.body.detail)).toContain(`object ${liar.hash}: content does not match its hash`);
+    expect(await admin.missingObjects(workspaceId, [liar.hash])).toEqual([liar.hash]);
   });
 
   it('keeps memory bounded under many parallel authenticated 50 MB uploads', async () => {

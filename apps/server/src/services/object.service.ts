@@ -6,6 +6,8 @@ import {
   writeObjectRecordHeader,
 } from '@upc/protocol';
 import {
+  ByteBudget,
+  declaredSize,
   decodeObject,
   Encoding,
   encodeObject,
@@ -13,6 +15,7 @@ import {
   ObjectFormatError,
   type PackEntry,
   PackFormatError,
+  readPackIndex,
   sha256Hex,
 } from '@upc/image';
 import type { Actor } from '../actor.js';
@@ -41,6 +44,18 @@ const PACK_READS_IN_FLIGHT = 8;
 /** Standalone objects read at once by one fetch. */
 const OBJECT_READS_IN_FLIGHT = 16;
 
+const MiB = 1024 * 1024;
+/**
+ * An upload that holds at most this much (stored and decoded together; a chunk is at most 4 MiB,
+ * a pack from the agent about 8) is checked where the request is answered, a few milliseconds;
+ * a bigger one in a worker thread, where it does not hold up the answers to everything else.
+ */
+const CHECK_HERE_BYTES = 12 * MiB;
+/** Bytes of uploads held in memory at once while they are checked here. */
+const CHECKING_BYTES = 64 * MiB;
+/** Enough of a stored object to read the plaintext size its zstd frame header declares. */
+const HEADER_BYTES = 32;
+
 /** One record of a fetch answer: the object, and where its header starts in the body. */
 interface Placed {
   location: ObjectLocation;
@@ -54,6 +69,8 @@ interface Placed {
  */
 @Injectable()
 export class ObjectService {
+  private readonly checking = new ByteBudget(CHECKING_BYTES);
+
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(OBJECT_STORE) private readonly store: ObjectStore,
@@ -168,7 +185,13 @@ export class ObjectService {
         }
         return;
       }
-      // Anything else is decoded whole, in a worker, one at a time per worker (bounded memory).
+      // Anything else is decoded whole: here when it is small, in a worker otherwise.
+      const head = await upload.read(0, Math.min(upload.size, HEADER_BYTES));
+      const bytes = upload.size + Math.min(declaredSize(head) ?? 0, MAX_OBJECT_SIZE);
+      if (bytes <= CHECK_HERE_BYTES) {
+        await this.checking.use(bytes, async () => decodeObject(hash, await upload.read(0, upload.size)));
+        return;
+      }
       await this.workers.run(async () => ({
         op: 'verifyObject' as const,
         hash,
@@ -183,13 +206,16 @@ export class ObjectService {
     }
   }
 
-  /** A pack's index, every object in it checked against its id (in a worker). */
+  /** A pack's index, every object in it checked against its id (a big pack in a worker). */
   private async readPack(upload: SpooledUpload): Promise<PackEntry[]> {
+    const read = () => upload.read(0, upload.size);
     try {
-      return await this.workers.run(async () => ({
-        op: 'verifyPack' as const,
-        stored: await upload.read(0, upload.size),
-      }));
+      if (upload.size <= CHECK_HERE_BYTES) {
+        return await this.checking.use(upload.size, async () =>
+          readPackIndex(await read(), (id, stored) => decodeObject(id, stored)),
+        );
+      }
+      return await this.workers.run(async () => ({ op: 'verifyPack' as const, stored: await read() }));
     } catch (error) {
       if (error instanceof PackFormatError || error instanceof ObjectFormatError) {
         throw new ApiException('invalid_pack', error.message);
