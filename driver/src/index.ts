@@ -15,9 +15,16 @@ export {
   startSession,
   stopSession,
 } from './linux/session.js';
-export { ensureIdentity, findUser, type Identity } from './linux/identity.js';
 export { startTimeOf } from './linux/ids.js';
-export { isOpaque, type Operation, perform, type Result } from './linux/privileged.js';
+export {
+  hasOpenBeneath,
+  isOpaque,
+  isOpaqueAt,
+  openBeneath,
+  type Operation,
+  perform,
+  type Result,
+} from './linux/privileged.js';
 export {
   chooseDesktop,
   type Desktop,

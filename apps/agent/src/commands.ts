@@ -7,6 +7,7 @@ import { describePolicy, openWorkspace, policyReport, readOverride } from './acc
 import { AgentError, EXIT } from './exit-codes.js';
 import { exportImage, importImage, runFile } from './image.js';
 import { history, restore } from './history.js';
+import { describeHostFolders, hostFolders } from './host-folders.js';
 import { loginViaService, startService } from './service.js';
 import { formatBytes } from './progress.js';
 import {
@@ -520,6 +521,25 @@ With CMD, the command runs in the session and the session is closed when it ends
       const home = new AgentHome(settings.home);
       await home.writeDevicePreferences({ ...(await home.readDevicePreferences()), layers: place });
       process.stdout.write(`${LAYERS_SAID[place]} (from the next login on)\n`);
+      return EXIT.ok;
+    },
+  },
+  {
+    path: ['device', 'host-folders'],
+    usage: 'upc device host-folders [allow|deny cow|host|writable PATH | reset] [--json]',
+    summary: "which of this PC's folders workspaces may change, pass through, or write to",
+    details: `
+A workspace's policy says which folders of the PC it wants copy-on-write (cow: the PC's content
+beneath, every change saved in the workspace) or passed through (host: the PC's own, never saved).
+This PC decides: a rule for a folder not listed here is left out of the session, with a warning
+at login, and that folder stays the PC's, read-only. Passed-through folders are read-only in the
+session unless listed as writable. By default: cow /etc, /usr, /var/lib; host /proc, /sys, /dev,
+/run; nothing writable. Without arguments, lists them; changes apply from the next login on.
+`,
+    options: { help: COMMON.help, json: COMMON.json },
+    async run({ positionals, values, settings }) {
+      const access = await hostFolders(new AgentHome(settings.home), positionals);
+      print(values, access, describeHostFolders(access));
       return EXIT.ok;
     },
   },

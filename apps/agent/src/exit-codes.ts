@@ -47,5 +47,23 @@ export function messageOf(error: unknown): string {
   if (error instanceof ApiError && error.code === 'token_revoked') {
     return `${error.message}: your sign-in has expired or was revoked; run upc login again`;
   }
-  return error instanceof Error ? error.message : String(error);
+  return brief(error instanceof Error ? error.message : String(error));
+}
+
+/** Longest line, and most lines, of a message: paths from an image can be 64 KiB long. */
+const MESSAGE_LINE = 400;
+const MESSAGE_LINES = 30;
+
+/** A message cut to a size a person reads: long lines shortened in the middle, few lines. */
+export function brief(message: string): string {
+  const lines = message
+    .split('\n')
+    .map((line) =>
+      line.length <= MESSAGE_LINE
+        ? line
+        : `${line.slice(0, MESSAGE_LINE / 2)}…${line.slice(line.length - MESSAGE_LINE / 2 + 1)}`,
+    );
+  if (lines.length > MESSAGE_LINES)
+    lines.splice(MESSAGE_LINES - 1, Infinity, `… (${lines.length - MESSAGE_LINES + 1} more lines)`);
+  return lines.join('\n');
 }

@@ -1,13 +1,27 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { readdirSync, renameSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { decodeTree, type Entry, hashTree, LocalRepository, materialize } from '@upc/image';
+import {
+  closeDirectory,
+  decodeTree,
+  type Directory,
+  type Entry,
+  entry,
+  Folder,
+  hashTree,
+  LocalRepository,
+  materialize,
+  mkdirBeneath,
+  removeBeneath,
+  self,
+} from '@upc/image';
 import { UpcClient, type Version } from '@upc/protocol';
 import { AgentError, EXIT } from './exit-codes.js';
 import { fetchFromServer } from './objects.js';
 import { openWorkspace } from './account.js';
-import { closeNamespace, openNamespace, OVERLAY_RESTORE_HOOKS } from './namespace.js';
-import { callDaemon, ensureDaemon, IMAGE_MOUNT_POINT, sessionPolicy } from './session.js';
+import { closeNamespace, folderOpener, openNamespace, OVERLAY_RESTORE_HOOKS } from './namespace.js';
+import { callDaemon, ensureDaemon, LAYER_RESTORE, sessionPolicy } from './session.js';
 import type { AgentHome, SessionRecord } from './state.js';
 
 export interface HistoryRow {
@@ -60,6 +74,18 @@ async function findVersion(client: UpcClient, workspaceId: string, wanted: strin
   );
 }
 
+/** Runs `work` on the session's layers folder, opened to be reached only through descriptors. */
+function inLayers(session: SessionRecord, work: (layers: Folder, top: Directory) => void): void {
+  const layers = Folder.open(session.path, folderOpener());
+  const top = layers.directory('');
+  try {
+    work(layers, top);
+  } finally {
+    closeDirectory(top);
+    layers.close();
+  }
+}
+
 /** A path under the workspace's home, as tree path parts; nothing that could leave it. */
 function homePath(path: string): string[] {
   const normal = posix.normalize(path.replaceAll('\\', '/'));
@@ -110,7 +136,8 @@ export async function restore(
   const staging = join(dirname(session.path), `restore-${randomBytes(4).toString('hex')}`);
   const ns = session.namespace;
   const options = {
-    mountPoint: IMAGE_MOUNT_POINT,
+    ...LAYER_RESTORE,
+    exclusive: true, // a folder of the agent's own, beside the layers, out of the session's sight
     ...(ns ? { sessionUid: ns.uid, sessionGid: ns.gid, ...OVERLAY_RESTORE_HOOKS } : {}),
   };
   await callDaemon(home, 'POST', '/pause');
@@ -125,32 +152,41 @@ export async function restore(
         process.stderr.write('upc: restoring the whole workspace ends the programs running in the session\n');
         await closeNamespace(session);
       }
-      for (const name of await readdir(session.path)) {
-        await rm(join(session.path, name), { recursive: true, force: true });
-      }
-      for (const name of await readdir(staging)) await rename(join(staging, name), join(session.path, name));
-      await mkdir(join(session.path, 'home'), { recursive: true, mode: 0o700 });
+      // The layers are the session's: emptied and refilled through descriptors, never by a name.
+      inLayers(session, (layers, top) => {
+        for (const name of readdirSync(self(top))) removeBeneath(layers, name);
+        for (const name of readdirSync(staging)) renameSync(join(staging, name), entry(top, name));
+        mkdirBeneath(layers, 'home', { mode: 0o700 });
+      });
       if (ns) {
         session.namespace = await openNamespace(home, session, sessionPolicy(session), ns.user);
         await home.writeSession(session);
         await callDaemon(home, 'POST', '/reload');
       }
     } else {
-      const entry = await entryAt(repo, version.rootTree, parts);
-      const destination = join(session.path, ...parts);
-      if (entry) {
+      const found = await entryAt(repo, version.rootTree, parts);
+      if (found) {
         // A one-entry tree holding just that file, folder or link, restored beside the workspace.
-        const { hash, bytes } = hashTree({ entries: [entry] });
+        const { hash, bytes } = hashTree({ entries: [found] });
         await repo.write(bytes, hash);
         await repo.flush();
         await materialize(repo, hash, staging, options);
-        await rm(destination, { recursive: true, force: true });
-        await mkdir(join(destination, '..'), { recursive: true });
-        await rename(join(staging, entry.name), destination);
-      } else {
-        // It did not exist then: rolling it back removes it.
-        await rm(destination, { recursive: true, force: true });
       }
+      // The session may be changing its folders as this runs: the path is reached through
+      // descriptors opened without following links, so whatever it made a link leads nowhere.
+      const parent = parts.slice(0, -1).join('/');
+      const name = parts[parts.length - 1] ?? '';
+      inLayers(session, (layers) => {
+        removeBeneath(layers, parts.join('/'));
+        if (!found) return; // it did not exist then: rolling it back removes it
+        mkdirBeneath(layers, parent, { mode: 0o755, ...(ns ? { owner: { uid: ns.uid, gid: ns.gid } } : {}) });
+        const dir = layers.directory(parent);
+        try {
+          renameSync(join(staging, found.name), entry(dir, name));
+        } finally {
+          closeDirectory(dir);
+        }
+      });
     }
     swapped = true;
   } finally {

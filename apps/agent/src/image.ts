@@ -12,6 +12,7 @@ import {
   UpcFile,
   UpcFileError,
 } from '@upc/image';
+import { defaultPolicy } from '@upc/policy';
 import { ApiError, type UpcClient } from '@upc/protocol';
 import { openWorkspace } from './account.js';
 import { AgentError, EXIT } from './exit-codes.js';
@@ -19,7 +20,8 @@ import { holderOf } from './lease.js';
 import { fetchFromServer } from './objects.js';
 import { Progress } from './progress.js';
 import { ServerRemote } from './remote.js';
-import { DEFAULT_WORKSPACE, homeOf, IMAGE_MOUNT_POINT, startDaemon } from './session.js';
+import { checkLayers } from './layer-check.js';
+import { DEFAULT_WORKSPACE, homeOf, LAYER_RESTORE, PLATFORM, startDaemon } from './session.js';
 import { type AgentHome, newSessionId, type SessionRecord, writeFileAtomic } from './state.js';
 import { AGENT_VERSION } from './index.js';
 import { platform, release } from 'node:os';
@@ -202,7 +204,8 @@ export async function runFile(
         throw damaged(path, error, 'no session was opened');
       });
     progress.done();
-    await materialize(repo, manifest.root, home.workspaceDir, { mountPoint: IMAGE_MOUNT_POINT });
+    await checkLayers(repo, manifest.root, defaultPolicy(PLATFORM));
+    await materialize(repo, manifest.root, home.workspaceDir, { ...LAYER_RESTORE, exclusive: true });
     await mkdir(join(home.workspaceDir, 'home'), { recursive: true, mode: 0o700 });
     const cache = await primeSnapshotCache(repo, manifest.root, home.workspaceDir, {
       chunker: manifest.chunker,

@@ -1,22 +1,31 @@
 import type { ChildProcess } from 'node:child_process';
-import { lstat, lchown, readdir } from 'node:fs/promises';
+import { fchownSync, lchownSync, lstatSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   DriverError,
   enter,
-  ensureIdentity,
-  findUser,
-  isOpaque,
+  hasOpenBeneath,
+  isOpaqueAt,
   isolationAvailable,
   isRunning,
+  openBeneath,
   perform,
   type PreparedBuilder,
   startSession,
   stopSession,
 } from '@upc/driver';
-import { decodeTree, type LocalRepository } from '@upc/image';
+import {
+  closeDirectory,
+  decodeTree,
+  entry,
+  Folder,
+  type LocalRepository,
+  type OpenBeneath,
+  self,
+} from '@upc/image';
 import { layers, type Policy } from '@upc/policy';
 import { AgentError, EXIT } from './exit-codes.js';
+import { ensureIdentity, findUser } from './identity.js';
 import type { AgentHome, NamespaceRecord, SessionRecord } from './state.js';
 
 /**
@@ -43,9 +52,21 @@ export const OVERLAY_RESTORE_HOOKS = {
   setOpaque: (path: string) => driverCall(perform({ op: 'set-opaque', path })),
 };
 
-/** The snapshot's hook: whether a folder of an upper layer is overlay-opaque. */
-export function isOpaqueFolder(path: string): Promise<boolean> {
-  return Promise.resolve(isOpaque(path));
+/** The snapshot's hook: whether a folder of an upper layer (open as `fd`) is overlay-opaque. */
+export function isOpaqueFolder(fd: number): boolean {
+  return isOpaqueAt(fd);
+}
+
+let opener: OpenBeneath | undefined | null = null;
+
+/**
+ * How the agent opens paths in a session's layers without following links: the driver's
+ * openat2 on Linux (5.6 and later), else undefined (`Folder` then walks the path one name at a
+ * time, as safely but with more calls).
+ */
+export function folderOpener(): OpenBeneath | undefined {
+  if (opener === null) opener = process.platform === 'linux' && hasOpenBeneath() ? openBeneath : undefined;
+  return opener;
 }
 
 function driverCall(result: ReturnType<typeof perform>): Promise<void> {
@@ -116,13 +137,17 @@ export async function beginNamespace(
   const homeLayer = saved.find((layer) => layer.name === 'home');
   if (!homeLayer) throw new AgentError("the policy must forward the user's home");
   const etc = saved.find((layer) => layer.path === '/etc');
-  const identity = await ensureIdentity(user, homeLayer.path, etc ? layerDir(session, etc.name) : undefined);
-  await claimHome(layerDir(session, 'home'), identity.uid, identity.gid);
+  const identity = await ensureIdentity(user, homeLayer.path, etc ? layerDir(session, etc.name) : undefined, {
+    openBeneath: folderOpener(),
+  });
+  claimHome(layerDir(session, 'home'), identity.uid, identity.gid);
+  const { hostAccess } = await home.readDevicePreferences();
   // The plan is sent before startSession's first wait: the builder works from here on.
   const opened = startSession(
     {
       policy,
       user,
+      ...(hostAccess ? { access: hostAccess } : {}),
       agentHome: home.dir,
       // The layers' folder: the workspace and the overlays' work folders (one filesystem).
       sessionDir: dirname(session.path),
@@ -152,18 +177,33 @@ export async function beginNamespace(
 
 /**
  * The home folder belongs to the user. An image made without isolation recorded its home as
- * root's: the whole folder is then handed to the user once.
+ * root's: the whole folder is then handed to the user once, walked through descriptors (never
+ * following a link: a link is given to the user, not what it points at).
  */
-export async function claimHome(dir: string, uid: number, gid: number): Promise<void> {
-  const top = await lstat(dir);
+export function claimHome(dir: string, uid: number, gid: number): void {
+  const top = lstatSync(dir);
+  if (!top.isDirectory()) throw new AgentError(`the workspace's home ${dir} is not a folder`);
   if (top.uid === uid && top.gid === gid) return;
-  const walk = async (path: string): Promise<void> => {
-    await lchown(path, uid, gid);
-    const stats = await lstat(path);
-    if (!stats.isDirectory()) return;
-    for (const name of await readdir(path)) await walk(join(path, name));
+  const home = Folder.open(dir, folderOpener());
+  const walk = (relative: string): void => {
+    const folder = home.directory(relative);
+    try {
+      if (folder.fd >= 0) fchownSync(folder.fd, uid, gid);
+      else lchownSync(folder.path, uid, gid);
+      for (const name of readdirSync(self(folder))) {
+        const path = entry(folder, name);
+        if (lstatSync(path).isDirectory()) walk(relative === '' ? name : `${relative}/${name}`);
+        else lchownSync(path, uid, gid);
+      }
+    } finally {
+      closeDirectory(folder);
+    }
   };
-  await walk(dir);
+  try {
+    walk('');
+  } finally {
+    home.close();
+  }
 }
 
 /** The session's namespaces running, rebuilt if they are gone (a reboot, a killed init). */

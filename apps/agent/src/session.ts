@@ -30,11 +30,13 @@ import { chooseLayersPlace, claimLayersRoot, type LayersPlace, workspaceIn } fro
 import { AgentError, EXIT } from './exit-codes.js';
 import { AGENT_VERSION } from './index.js';
 import { call as callSocket, DaemonUnreachable } from './ipc.js';
+import { checkLayers } from './layer-check.js';
 import { holderOf } from './lease.js';
 import {
   beginNamespace,
   claimHome,
   closeNamespace,
+  folderOpener,
   identityInImage,
   isolationWanted,
   OVERLAY_RESTORE_HOOKS,
@@ -52,11 +54,15 @@ import {
 
 export const DEFAULT_WORKSPACE = 'default';
 /**
- * Where restore checks absolute symlinks against. Each layer is mounted at its own path inside the
- * session (or not at all, unisolated), never the image root as a whole, so an absolute symlink is
- * kept as written and resolves in the session's namespace, like any link the user makes.
+ * How a workspace's layers are restored for a session (decision 98). Each layer is seen only
+ * through the session: isolated, in its own namespaces, where a link resolves with the session's
+ * rights; unisolated, by the user's own programs. So links are kept as the image has them (a
+ * home's `bin/python -> /usr/bin/python3`, an /etc's `localtime -> /usr/share/zoneinfo/…`), and
+ * what keeps them harmless is that nothing of the agent's ever follows one: the restore creates
+ * and never follows, and everything after it that reads or writes the layers as the PC's root
+ * (the snapshot, the identity update, `upc restore`, the wipe) goes through descriptors.
  */
-export const IMAGE_MOUNT_POINT = '/';
+export const LAYER_RESTORE = { links: 'as-written' } as const;
 
 /** The paper's Table 1: where login time goes. */
 export interface LoginTimings {
@@ -297,6 +303,8 @@ export async function restoreWorkspace(
   let owner: RestoredLayers['owner'];
   let restoredAll: Promise<void>;
   try {
+    // Each layer a folder, or the image is refused before anything is written.
+    if (root) await checkLayers(repo, root, policy, user);
     workspaceDir = workspaceIn(await claimLayersRoot(home, place));
     // Isolated, the files the image says are the user's are restored as theirs (their id inside).
     owner = builder && root ? await identityInImage(repo, root, policy, user) : undefined;
@@ -304,7 +312,7 @@ export async function restoreWorkspace(
       if (!root) return;
       const before = restored.bytes;
       const done = await materialize(repo, root, workspaceDir, {
-        mountPoint: IMAGE_MOUNT_POINT,
+        ...LAYER_RESTORE,
         ...(owner ? { sessionUid: owner.uid, sessionGid: owner.gid } : {}),
         ...(builder ? OVERLAY_RESTORE_HOOKS : {}),
         ...part,
@@ -340,7 +348,7 @@ export async function restoreWorkspace(
     if (files.status === 'rejected') throw files.reason;
     if (built.status === 'rejected') throw built.reason;
     // The home's own owner came last, from the image: one made without isolation says root's.
-    if (namespace) await claimHome(join(workspaceDir, 'home'), namespace.uid, namespace.gid);
+    if (namespace) claimHome(join(workspaceDir, 'home'), namespace.uid, namespace.gid);
   } catch (error) {
     if (namespace) await closeNamespace({ namespace }).catch(() => undefined);
     throw error;
@@ -463,6 +471,7 @@ async function loginWith(
       const cache = head
         ? await primeSnapshotCache(repo, head.rootTree, workspaceDir, {
             chunker: head.chunker ?? DEFAULT_CHUNKER,
+            openBeneath: folderOpener(),
             ...ownership,
           })
         : undefined;

@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Folder, removeBeneath } from '@upc/image';
 import { z } from 'zod';
 import { AgentError } from './exit-codes.js';
 
@@ -159,16 +160,34 @@ export class AgentHome {
     return writeFileAtomic(this.settingsFile, JSON.stringify(preferences, null, 2) + '\n');
   }
 
+  /**
+   * Removes the session's files. The layers are the session's to change, so they are removed
+   * without following any link they hold (each folder emptied through a descriptor of its own).
+   */
   async wipeSession(): Promise<void> {
     // The layers the session record names, wherever they are (in memory, they are outside it).
     const layers = await readFile(this.sessionFile, 'utf8')
       .then((text) => dirname((JSON.parse(text) as { path?: unknown }).path as string))
       .catch(() => undefined);
-    if (layers?.startsWith('/dev/shm/upc-layers-'))
-      await rm(layers, { recursive: true, force: true, maxRetries: 3 });
-    await rm(this.sessionDir, { recursive: true, force: true, maxRetries: 3 });
-    if (process.platform === 'linux')
-      await rm(this.memoryLayersDir, { recursive: true, force: true, maxRetries: 3 });
+    if (layers?.startsWith('/dev/shm/upc-layers-')) removeTree(layers);
+    removeTree(this.sessionDir);
+    if (process.platform === 'linux') removeTree(this.memoryLayersDir);
+  }
+}
+
+/** Removes the folder at `path` and all it holds, never following a link (see `removeBeneath`). */
+export function removeTree(path: string): void {
+  let parent: Folder;
+  try {
+    parent = Folder.open(dirname(path));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  try {
+    removeBeneath(parent, basename(path));
+  } finally {
+    parent.close();
   }
 }
 
@@ -183,6 +202,19 @@ export const DevicePreferences = z.object({
    * home), or `auto`: memory when /dev/shm has room for four times the image (see `layers.ts`).
    */
   layers: z.enum(['auto', 'memory', 'disk']).default('auto'),
+  /**
+   * Which of this PC's folders a workspace may show copy-on-write (`cow`) or pass through (`host`),
+   * and which passed-through ones a session may write to (@upc/policy's `HostAccess`; set with
+   * `upc device host-folders`). Absent: the platform's default (what its default policy shows,
+   * none of it writable).
+   */
+  hostAccess: z
+    .object({
+      cow: z.array(z.string()).max(256),
+      host: z.array(z.string()).max(256),
+      writable: z.array(z.string()).max(256),
+    })
+    .optional(),
 });
 export type DevicePreferences = z.infer<typeof DevicePreferences>;
 

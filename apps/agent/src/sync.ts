@@ -10,7 +10,7 @@ import {
   snapshot,
 } from '@upc/image';
 import { excludeMatcher } from '@upc/policy';
-import { isOpaqueFolder } from './namespace.js';
+import { folderOpener, isOpaqueFolder } from './namespace.js';
 import { newObjects } from './objects.js';
 import { type CommitKind, LeaseLostError, type Remote } from './remote.js';
 import { isTransient } from './retry.js';
@@ -176,8 +176,11 @@ export class Syncer {
       result = await this.journaled();
     } else
       try {
+        // The layers are the session's to change while this reads them, as the PC's root: every
+        // path is opened beneath the layers' folder without following a link (see Folder).
         result = await snapshot(this.session.path, this.repo, {
           cache: this.cache,
+          openBeneath: folderOpener(),
           ...(full ? {} : { changed: hints }),
           exclude: this.isExcluded,
           // Isolated, the layers hold the ids of the session's own users; overlay folders may be opaque.

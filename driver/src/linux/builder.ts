@@ -9,10 +9,19 @@
  * on stderr and exit status 1.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type BuildReport, parsePlan, READY_LINE, type SessionPlan } from './plan.js';
-import { type Operation, perform, preload } from './privileged.js';
+import { openBeneath, type Operation, perform, preload } from './privileged.js';
 
 class BuildError extends Error {}
 
@@ -132,10 +141,10 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
       lowers.set(layer.target, lower);
     });
 
-    // What no rule names is the host's, read-only; the host rules' mounts keep their flags.
-    const passThrough = [...plan.host, ...plan.ephemeral];
+    // The host's mounts are read-only in the session, those of host rules included (nothing a
+    // session writes stays on the PC), but for the folders the PC lets sessions write to.
     for (const point of new Set(hostMounts)) {
-      if (passThrough.some((folder) => isWithin(point, folder) && folder !== '/')) continue;
+      if (plan.writable.some((folder) => isWithin(point, folder) && folder !== '/')) continue;
       if (isWithin(point, plan.stageDir)) continue;
       must({ op: 'remount-readonly', target: point });
     }
@@ -146,6 +155,23 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
       for (const point of scaffold.mountPoints) mkdirSync(point, { recursive: true, mode: 0o755 });
     }
 
+    // The layers are reached from the session folder's idmapped copy by descriptors opened without
+    // following a link: a layer that is not a folder (an image whose `home` is a link to `/`) is
+    // refused, never bound. The mounts below take the folders by their descriptors' names.
+    const workFd = openSync(work, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    const held: number[] = [workFd];
+    const layerFolder = (relative: string): string => {
+      let fd: number;
+      try {
+        fd = openBeneath(workFd, relative, constants.O_RDONLY | constants.O_DIRECTORY, 0);
+      } catch (error) {
+        throw new BuildError(
+          `the session's ${relative} is not a folder (${(error as NodeJS.ErrnoException).code ?? String(error)}): refused`,
+        );
+      }
+      held.push(fd);
+      return `/proc/self/fd/${String(fd)}`;
+    };
     const mounts = [
       ...plan.layers.map((layer) => ({ target: layer.target, layer })),
       ...plan.ephemeral.map((target) => ({ target, layer: undefined })),
@@ -158,20 +184,21 @@ async function build(plan: SessionPlan): Promise<BuildReport> {
       if (!layer) {
         must({ op: 'tmpfs', target, mode: 0o1777 });
       } else if (layer.kind === 'forward') {
-        must({ op: 'bind', source: join(work, layer.dir), target });
+        must({ op: 'bind', source: layerFolder(layer.dir), target });
       } else {
         const lower = lowers.get(target);
         if (!lower || !layer.work) continue;
         must({
           op: 'overlay',
           lower,
-          upper: join(work, layer.dir),
-          work: join(work, layer.work),
+          upper: layerFolder(layer.dir),
+          work: layerFolder(layer.work),
           target,
           creatorId: plan.idBase,
         });
       }
     }
+    for (const fd of held) closeSync(fd);
 
     // Kernel objects of its own: POSIX shared memory here, SysV and message queues by the IPC
     // namespace (the host's queue folder is hidden).

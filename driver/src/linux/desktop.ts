@@ -77,6 +77,10 @@ const READY_TIMEOUT_MS = 5000;
 const POLL_MS = 100;
 const WINDOW_MANAGER_SETTLE_MS = 250; // twm that cannot load its fonts ends in about 25 ms
 const COMMAND_TIMEOUT_MS = 10_000;
+/** The most a program of the desktop may say: a screenshot of a 5K screen (59 MB), with room to spare. */
+const MAX_OUTPUT = 64 * 1024 * 1024;
+/** After a SIGTERM, how long the relay has before it is killed. */
+const END_GRACE_MS = 3000;
 const X_SOCKET = /^@?\/tmp\/\.X11-unix\/X(\d+)$/;
 /** The window managers and first windows started when the session has them, in order of preference. */
 const WINDOW_MANAGERS = ['twm'];
@@ -404,7 +408,13 @@ interface Finished {
   stderr: string;
 }
 
-/** Runs a short program in the session to its end, reading its output. */
+/**
+ * Runs a short program in the session to its end, reading its output. The program is the
+ * workspace's, which its root can replace: what it says is kept up to MAX_OUTPUT bytes, and past
+ * that, or past COMMAND_TIMEOUT_MS, it is ended. The driver's relay (`upc-ns enter`) passes the
+ * SIGTERM to the program's whole process group and kills the group 2 s later; the relay itself is
+ * killed if it has not ended by then, and what it started goes with it (a parent-death signal).
+ */
 function finish(run: Run, argv: string[]): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const child = run(argv, { detached: false, env: {} });
@@ -415,14 +425,24 @@ function finish(run: Run, argv: string[]): Promise<Finished> {
       return;
     }
     const out: Buffer[] = [];
+    let size = 0;
     let err = '';
-    stdout.on('data', (data: Buffer) => out.push(data));
+    let ended: string | undefined;
+    const end = (why: string) => {
+      if (ended !== undefined) return;
+      ended = why;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), END_GRACE_MS).unref();
+    };
+    stdout.on('data', (data: Buffer) => {
+      if (ended !== undefined) return;
+      size += data.length;
+      if (size > MAX_OUTPUT) end(`said more than ${MAX_OUTPUT} bytes`);
+      else out.push(data);
+    });
     stderr.setEncoding('utf8').on('data', (data: string) => (err = (err + data).slice(-2000)));
-    let timedOut = false;
-    // Only the process `run` started is killed: what it runs inside the session goes at logout.
     const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
+      end(`did not finish in ${COMMAND_TIMEOUT_MS} ms`);
     }, COMMAND_TIMEOUT_MS);
     child.once('error', (error) => {
       clearTimeout(timer);
@@ -430,7 +450,7 @@ function finish(run: Run, argv: string[]): Promise<Finished> {
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      if (timedOut) reject(new DriverError(`${argv.join(' ')} did not finish in ${COMMAND_TIMEOUT_MS} ms`));
+      if (ended !== undefined) reject(new DriverError(`${argv.join(' ')} in the session ${ended}: ended`));
       else resolve({ code, stdout: Buffer.concat(out), stderr: err });
     });
   });

@@ -28,11 +28,17 @@ export function registryDir(): string {
   return process.env.UPC_RUN_DIR ?? '/run/upc';
 }
 
-/** Claims a free slot for the session at `sessionDir`. */
+/**
+ * Claims a free slot for the session at `sessionDir`. Slots are taken in turn from the one after
+ * the last claimed, so a slot just freed is the last to be given again: the next person on the PC
+ * does not get the ids the one before had (and so nothing of theirs that might have stayed).
+ */
 export function claimIds(sessionDir: string): IdClaim {
   const dir = join(registryDir(), 'ids');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (let slot = 1; slot < SLOTS; slot++) {
+  const after = lastClaimed();
+  for (let turn = 0; turn < SLOTS - 1; turn++) {
+    const slot = ((after + turn) % (SLOTS - 1)) + 1;
     const file = join(dir, `slot-${slot}`);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -40,6 +46,7 @@ export function claimIds(sessionDir: string): IdClaim {
           flag: 'wx',
           mode: 0o600,
         });
+        writeFileSync(cursorFile(), String(slot), { mode: 0o600 });
         return { slot, base: SLOT_BASE + slot * IDS_PER_SESSION, count: IDS_PER_SESSION, file };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -51,6 +58,20 @@ export function claimIds(sessionDir: string): IdClaim {
     }
   }
   throw new Error(`no free id range: ${SLOTS - 1} sessions are running on this PC`);
+}
+
+/** Where the last slot claimed is noted (a hint: claims themselves are exclusive). */
+function cursorFile(): string {
+  return join(registryDir(), 'ids-last');
+}
+
+function lastClaimed(): number {
+  try {
+    const slot = Number(readFileSync(cursorFile(), 'utf8'));
+    return Number.isInteger(slot) && slot >= 1 && slot < SLOTS ? slot : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Records the session's init in its claim, so that a later claim can tell when it is gone. */

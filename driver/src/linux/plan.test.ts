@@ -1,10 +1,9 @@
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultPolicy, effectivePolicy } from '@upc/policy';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ensureIdentity, findUser } from './identity.js';
 import { claimIds, IDS_PER_SESSION, recordInit, releaseIds, startTimeOf } from './ids.js';
 import { parsePlan, parseReport, PlanError } from './plan.js';
 import { DriverError, HOST_SECRETS, planSession } from './session.js';
@@ -87,45 +86,28 @@ describe('parsePlan and parseReport', () => {
 });
 
 describe('id ranges', () => {
-  it('gives concurrent sessions different ranges, and reuses a range once its session is gone', async () => {
+  it('gives concurrent sessions different ranges, a freed one last of all, and reuses one whose session is gone', async () => {
     const a = claimIds('/s/a');
     const b = claimIds('/s/b');
     expect(b.base - a.base).toBe(IDS_PER_SESSION);
     expect(a.base).toBeGreaterThanOrEqual(0x10000000);
-    // A's session ended without a logout: its init is gone, so its slot is free again.
-    recordInit(a, '/s/a', { pid: 2 ** 22 + 17, start: 'not-a-process' });
-    const stage = join(dir, 'run', 'stage', String(a.slot));
-    await mkdir(stage, { recursive: true });
+    // A's range, freed, is not the next one given: the next person gets ids nobody just had.
+    releaseIds(a.file);
     const c = claimIds('/s/c');
-    expect(c.slot).toBe(a.slot);
+    expect(c.slot).toBe(b.slot + 1);
+    // C's session ended without a logout: its init is gone, so its slot is free again.
+    recordInit(c, '/s/c', { pid: 2 ** 22 + 17, start: 'not-a-process' });
+    const stage = join(dir, 'run', 'stage', String(c.slot));
+    await mkdir(stage, { recursive: true });
+    // Once every other slot has had its turn, the first ones come round again.
+    writeFileSync(join(dir, 'run', 'ids-last'), '4095');
+    expect(claimIds('/s/d').slot).toBe(a.slot);
+    expect(claimIds('/s/e').slot).toBe(c.slot); // B's is still claimed, C's session is gone
     expect(existsSync(stage)).toBe(false); // its staging folder went with it
-    releaseIds(b.file);
-    expect(claimIds('/s/d').slot).toBe(b.slot);
     // A live session's slot is never taken.
-    recordInit(c, '/s/c', { pid: process.pid, start: startTimeOf(process.pid) ?? '' });
-    expect(claimIds('/s/e').slot).not.toBe(c.slot);
-  });
-});
-
-describe('the user inside the workspace', () => {
-  it('is added once to the workspace’s own passwd and group, with a uid neither the image nor the host uses', async () => {
-    const hostEtc = join(dir, 'host-etc');
-    const layer = join(dir, 'cow-etc');
-    await mkdir(hostEtc, { recursive: true });
-    await writeFile(
-      join(hostEtc, 'passwd'),
-      'root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/bash\n',
-    );
-    await writeFile(join(hostEtc, 'group'), 'root:x:0:\nbob:x:1000:\n');
-    const first = await ensureIdentity('ann', '/home/ann', layer, hostEtc);
-    expect(first).toEqual({ user: 'ann', uid: 1001, gid: 1001, home: '/home/ann', shell: '/bin/bash' });
-    const passwd = await readFile(join(layer, 'passwd'), 'utf8');
-    expect(passwd).toContain('bob:x:1000');
-    expect(findUser(passwd, 'ann')?.uid).toBe(1001);
-    expect(await readFile(join(layer, 'group'), 'utf8')).toMatch(/^ann:x:1001:$/m);
-    // The host's files are not touched, and a second session finds the same identity.
-    expect(await readFile(join(hostEtc, 'passwd'), 'utf8')).not.toContain('ann');
-    expect(await ensureIdentity('ann', '/home/ann', layer, hostEtc)).toEqual(first);
-    expect((await readFile(join(layer, 'passwd'), 'utf8')).match(/^ann:/gm)).toHaveLength(1);
+    const f = claimIds('/s/f');
+    recordInit(f, '/s/f', { pid: process.pid, start: startTimeOf(process.pid) ?? '' });
+    writeFileSync(join(dir, 'run', 'ids-last'), String(f.slot - 1));
+    expect(claimIds('/s/g').slot).not.toBe(f.slot);
   });
 });

@@ -18,8 +18,10 @@ export interface SessionPlan {
   layers: { kind: 'forward' | 'cow'; target: string; dir: string; work?: string }[];
   /** Folders that start empty (tmpfs). */
   ephemeral: string[];
-  /** Paths passed through as they are (their mounts keep their flags). */
+  /** Paths passed through from the host, read-only unless in `writable`. */
   host: string[];
+  /** Host paths whose mounts keep their flags (the PC lets sessions write there). */
+  writable: string[];
   /**
    * A folder whose host content is replaced by an empty one holding just the mount points the plan
    * needs (for `/home`: other people's home folders are not the session's business).
@@ -63,7 +65,7 @@ export function parsePlan(value: unknown): SessionPlan {
   if (!isId(v.idBase) || !isId(v.idCount)) fail('ids');
   if (typeof v.hostname !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(v.hostname))
     fail('hostname');
-  if (!paths(v.ephemeral) || !paths(v.host) || !paths(v.masks)) fail('path lists');
+  if (!paths(v.ephemeral) || !paths(v.host) || !paths(v.writable) || !paths(v.masks)) fail('path lists');
   const layers = Array.isArray(v.layers) ? v.layers : fail('layers');
   for (const layer of layers) {
     if (!isObject(layer) || (layer.kind !== 'forward' && layer.kind !== 'cow')) fail('layer kind');

@@ -45,6 +45,8 @@ const AT_FDCWD = -100;
 const AT_EMPTY_PATH = 0x1000;
 const O_CLOEXEC = 0o2000000;
 const O_RDWR = 2;
+const O_CREAT = 0o100;
+const O_PATH = 0o10000000;
 const OPEN_TREE_CLONE = 1;
 const MOUNT_ATTR_RDONLY = 0x1;
 const MOUNT_ATTR_IDMAP = 0x100000;
@@ -65,6 +67,12 @@ const S_IFCHR = 0o20000;
 const VT_ACTIVATE = 0x5606;
 const VT_WAITACTIVE = 0x5607;
 const OPAQUE_XATTR = 'trusted.overlay.opaque';
+const SYS_OPENAT2 = 437; // the same number on every architecture since Linux 5.6
+const RESOLVE_NO_XDEV = 0x01;
+const RESOLVE_NO_MAGICLINKS = 0x02;
+const RESOLVE_NO_SYMLINKS = 0x04;
+const RESOLVE_BENEATH = 0x08;
+const ENOSYS = 38;
 
 /** libc, loaded on first use (so that merely importing the driver costs nothing). */
 interface Libc {
@@ -92,8 +100,16 @@ interface Libc {
   mknod(path: string, mode: number, dev: bigint): number;
   lgetxattr(path: string, name: string, value: Buffer, size: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
+  fgetxattr(fd: number, name: string, value: Buffer, size: number): number;
+  openat2(root: number, path: string, how: OpenHow): number;
   strerror(errno: number): string;
   errno(): number;
+}
+
+interface OpenHow {
+  flags: bigint;
+  mode: bigint;
+  resolve: bigint;
 }
 
 interface MountAttr {
@@ -111,6 +127,7 @@ function load(): Libc {
   // koffi is CommonJS with a native part; loaded lazily so other platforms never touch it.
   const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
   const lib = koffi.load('libc.so.6');
+  koffi.struct('upc_open_how', { flags: 'uint64', mode: 'uint64', resolve: 'uint64' });
   koffi.struct('upc_mount_attr', {
     attr_set: 'uint64',
     attr_clr: 'uint64',
@@ -136,6 +153,8 @@ function load(): Libc {
   const mknod = fn('int mknod(const char *, uint32_t, uint64_t)');
   const lgetxattr = fn('long lgetxattr(const char *, const char *, void *, size_t)');
   const lsetxattr = fn('int lsetxattr(const char *, const char *, const void *, size_t, int)');
+  const fgetxattr = fn('long fgetxattr(int, const char *, void *, size_t)');
+  const syscall = fn('long syscall(long, ...)');
   const strerror = lib.func('const char *strerror(int)') as (errno: number) => string;
   libc = {
     mount: (...a) => mount(...a),
@@ -156,6 +175,9 @@ function load(): Libc {
     mknod: (...a) => mknod(...a),
     lgetxattr: (...a) => lgetxattr(...a),
     lsetxattr: (...a) => lsetxattr(...a),
+    fgetxattr: (...a) => fgetxattr(...a),
+    openat2: (root, path, how) =>
+      syscall(SYS_OPENAT2, 'int', root, 'const char *', path, 'upc_open_how *', how, 'size_t', 24),
     strerror,
     errno: () => koffi.errno(),
   };
@@ -169,10 +191,14 @@ const ERRNO_CODES: Record<number, string> = {
   13: 'EACCES',
   16: 'EBUSY',
   17: 'EEXIST',
+  18: 'EXDEV',
   20: 'ENOTDIR',
+  21: 'EISDIR',
   22: 'EINVAL',
   25: 'ENOTTY',
   28: 'ENOSPC',
+  38: 'ENOSYS',
+  40: 'ELOOP',
   61: 'ENODATA',
   95: 'EOPNOTSUPP',
 };
@@ -247,6 +273,52 @@ export function isOpaque(path: string): boolean {
   const c = load();
   const buffer = Buffer.alloc(4);
   const length = c.lgetxattr(path, OPAQUE_XATTR, buffer, buffer.length);
+  return length === 1 && buffer[0] === 0x79; // 'y'
+}
+
+/**
+ * Opens `path`, relative to the folder open as `root`, as `openat2` with RESOLVE_BENEATH,
+ * RESOLVE_NO_SYMLINKS, RESOLVE_NO_MAGICLINKS and RESOLVE_NO_XDEV: the kernel refuses any symbolic
+ * link on the way or at the end, any `..` that would leave the folder, and any mount crossed. The
+ * agent reads and writes a session's layers this way (see `Folder` in @upc/image). Throws as
+ * `fs.openSync` does, with the errno's name as `code` (`ELOOP` for a link, `EXDEV` for a way out).
+ * Undefined when the kernel has no openat2 (before 5.6): the caller walks the path itself.
+ */
+export function openBeneath(root: number, path: string, flags: number, mode: number): number {
+  const c = load();
+  const resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  const fd = c.openat2(root, path === '' ? '.' : path, {
+    flags: BigInt(flags | O_CLOEXEC),
+    mode: BigInt(flags & O_CREAT ? mode : 0),
+    resolve: BigInt(resolve),
+  });
+  if (fd >= 0) return fd;
+  const errno = c.errno();
+  const code = ERRNO_CODES[errno] ?? `E${String(errno)}`;
+  throw Object.assign(new Error(`${code}: ${c.strerror(errno)}, open '${path}' beneath a folder`), {
+    errno: -errno,
+    code,
+    syscall: 'openat2',
+    path,
+  });
+}
+
+/** Whether this kernel has openat2 (Linux 5.6 and later). */
+export function hasOpenBeneath(): boolean {
+  const c = load();
+  const fd = c.openat2(AT_FDCWD, '/', { flags: BigInt(O_PATH | O_CLOEXEC), mode: 0n, resolve: 0n });
+  if (fd >= 0) {
+    c.close(fd);
+    return true;
+  }
+  return c.errno() !== ENOSYS;
+}
+
+/** Whether the folder open as `fd` is overlay-opaque. */
+export function isOpaqueAt(fd: number): boolean {
+  const c = load();
+  const buffer = Buffer.alloc(4);
+  const length = c.fgetxattr(fd, OPAQUE_XATTR, buffer, buffer.length);
   return length === 1 && buffer[0] === 0x79; // 'y'
 }
 

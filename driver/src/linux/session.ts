@@ -3,7 +3,15 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { layers, pathRules, type Policy, ruleFor } from '@upc/policy';
+import {
+  applyHostAccess,
+  defaultHostAccess,
+  type HostAccess,
+  layers,
+  pathRules,
+  type Policy,
+  ruleFor,
+} from '@upc/policy';
 import {
   claimedSessionDirs,
   claimIds,
@@ -50,6 +58,16 @@ export interface SessionSpec {
   /** The session's folder: `workspace/` holds the layers, named as `layers()` names them. */
   sessionDir: string;
   hostname: string;
+  /** What this PC lets the workspace do with its own folders (default: `defaultHostAccess`). */
+  access?: HostAccess;
+}
+
+/** The policy as this PC applies it, and the rules it left out (each with its reason). */
+export function hostView(spec: Pick<SessionSpec, 'policy' | 'access'>): {
+  policy: Policy;
+  refused: string[];
+} {
+  return applyHostAccess(spec.policy, spec.access ?? defaultHostAccess('linux'));
 }
 
 /** A running session's namespaces, as the agent records them. */
@@ -72,15 +90,17 @@ export function planSession(
   ids: { slot: number; base: number; count: number },
 ): SessionPlan {
   const options = { user: spec.user };
-  const home = ruleFor(spec.policy, spec.agentHome, options);
+  const { policy } = hostView(spec);
+  const access = spec.access ?? defaultHostAccess('linux');
+  const home = ruleFor(policy, spec.agentHome, options);
   if (home?.kind === 'forward' || home?.kind === 'cow') {
     throw new DriverError(
       `the agent's state folder ${spec.agentHome} is inside "${home.kind} ${home.path}": a session's root could read ` +
         'it there; keep UPC_HOME outside the saved folders (the default is /root/.upc)',
     );
   }
-  const saved = layers(spec.policy, options);
-  const rules = pathRules(spec.policy, options);
+  const saved = layers(policy, options);
+  const rules = pathRules(policy, options);
   const scaffolds: SessionPlan['scaffolds'] = [];
   for (const layer of saved) {
     // The user's home gets a mount point in an otherwise empty /home: this PC may have no such
@@ -106,6 +126,12 @@ export function planSession(
     })),
     ephemeral: rules.filter((r) => r.kind === 'ephemeral').map((r) => r.path),
     host: rules.filter((r) => r.kind === 'host').map((r) => r.path),
+    // Writable where a host rule and a folder the PC lets sessions write to meet.
+    writable: rules
+      .filter((r) => r.kind === 'host')
+      .flatMap((r) =>
+        access.writable.flatMap((w) => (under(w, r.path) ? [w] : under(r.path, w) ? [r.path] : [])),
+      ),
     scaffolds,
     masks: [...HOST_SECRETS, spec.agentHome, registryDir(), ...claimedSessionDirs()],
   };
@@ -209,7 +235,7 @@ export async function startSession(
       idBase: claim.base,
       idCount: claim.count,
       claim: claim.file,
-      warnings: report.warnings,
+      warnings: [...hostView(spec).refused, ...report.warnings],
       buildMs: report.ms,
     };
   } catch (error) {
@@ -276,6 +302,11 @@ export async function stopSession(session: NamespaceSession, graceMs = 3000): Pr
   }
   rmSync(stageOf(session.claim), { recursive: true, force: true });
   releaseIds(session.claim);
+}
+
+/** Whether `path` is `folder` or inside it (normalised absolute paths). */
+function under(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(folder === '/' ? '/' : `${folder}/`);
 }
 
 /** The staging folder of a claim (empty on the host: only the builder mounted anything there). */

@@ -5,6 +5,7 @@ export * from './pack.js';
 export * from './chunker.js';
 export * from './tree.js';
 export * from './repository.js';
+export * from './beneath.js';
 export * from './snapshot.js';
 export * from './materialize.js';
 export * from './diff.js';

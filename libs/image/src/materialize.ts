@@ -7,12 +7,10 @@ import {
   futimesSync,
   open as openCallback,
   openSync,
-  realpathSync,
   rmSync,
   writeSync,
 } from 'node:fs';
 import {
-  chmod,
   lchown,
   lstat,
   lutimes,
@@ -23,9 +21,15 @@ import {
   rename,
   rm,
   symlink,
-  utimes,
 } from 'node:fs/promises';
 import { isAbsolute, join, posix } from 'node:path';
+import {
+  closeDirectory,
+  type Directory,
+  entry as beneathEntry,
+  Folder,
+  type OpenBeneath,
+} from './beneath.js';
 import { limiter } from './limit.js';
 import type { ObjectReader } from './repository.js';
 import {
@@ -38,6 +42,17 @@ import {
 } from './tree.js';
 
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const FOLDER_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/** The longest path a system call takes (Linux's PATH_MAX, its final NUL included). */
+const PATH_MAX = 4096;
+/** Paths from an image quoted in messages are cut to this many characters. */
+const MESSAGE_PATH = 200;
+
+/** A path from an image, cut short for a message (a hostile one can be 64 KiB long). */
+export function bounded(path: string): string {
+  if (path.length <= MESSAGE_PATH) return path;
+  return `${path.slice(0, MESSAGE_PATH / 2)}…${path.slice(1 - MESSAGE_PATH / 2)}`;
+}
 /** Files up to this size are gathered in memory and written with synchronous calls. */
 const SMALL_FILE = 4 * 1024 * 1024;
 
@@ -65,10 +80,24 @@ export const DEFAULT_LIMITS: RestoreLimits = {
 export interface MaterializeOptions {
   limits?: Partial<RestoreLimits>;
   /**
-   * Where this layer is seen in the session (e.g. `/opt`). An absolute symlink target is allowed
-   * only inside it; without a mount point, absolute targets are refused.
+   * Where this layer is seen (e.g. `/opt`). An absolute symlink target is allowed only inside it;
+   * without a mount point, absolute targets are refused. Ignored for links restored `as-written`.
    */
   mountPoint?: string;
+  /**
+   * `contained` (the default, § 9.3 of the image format): a link must lead nowhere outside the
+   * target (relative targets, and chains of them, resolved inside it; absolute ones inside the
+   * mount point). `as-written`: the target is only ever seen through a session's own namespace,
+   * where links resolve with the session's rights and nothing else follows them; any target is
+   * then kept as the image has it (a home's `bin/python -> /usr/bin/python3`, an /etc's
+   * `localtime -> /usr/share/zoneinfo/…`). The restore itself never follows a link either way.
+   */
+  links?: 'contained' | 'as-written';
+  /**
+   * How paths under the target are opened without following links, when others may be writing
+   * into it (not `exclusive`): see `Folder`. The Linux driver supplies a faster one.
+   */
+  openBeneath?: OpenBeneath;
   /** Apply recorded owners (default: when running as root). */
   chown?: boolean;
   sessionUid?: number;
@@ -93,8 +122,10 @@ export interface MaterializeOptions {
   adopt?: readonly string[];
   /**
    * No one else can write into the target while it is restored (a fresh session folder no program
-   * runs in yet): folders are not checked again before each file goes in. A restore into a folder
-   * someone else may be changing leaves this off.
+   * runs in yet): entries are reached by their plain paths. A restore into a folder someone else
+   * may be changing leaves this off: every entry is then reached through a descriptor of its folder
+   * opened beneath the target without following links (see `Folder`), so a folder swapped for a
+   * link sends nothing elsewhere.
    */
   exclusive?: boolean;
   /**
@@ -130,15 +161,20 @@ export async function materialize(
   await mkdir(target, { recursive: true, mode: 0o700 });
   const real = await realpath(target);
   await checkTarget(real, target, options);
-  const run = new Restore(reader, real, options);
+  const folder = options.exclusive === true ? undefined : Folder.open(real, options.openBeneath);
+  const run = new Restore(reader, real, folder, options);
   try {
-    const root = await run.loadTree(rootTree, '');
-    await run.dir(root.entries, '', 0);
-  } catch (error) {
-    await run.settle(); // no write may still be running once we report
-    throw error;
+    try {
+      const root = await run.loadTree(rootTree, '');
+      await run.dir(root.entries, '', 0);
+    } catch (error) {
+      await run.settle(); // no write may still be running once we report
+      throw error;
+    }
+    await run.finish();
+  } finally {
+    folder?.close();
   }
-  await run.finish();
   return { entries: run.entries, bytes: run.bytes };
 }
 
@@ -147,7 +183,7 @@ async function checkTarget(real: string, target: string, options: MaterializeOpt
   const present = await readdir(real);
   const only = options.only;
   if (!only) {
-    if (present.length > 0) throw new RestoreError(`${target} is not empty`);
+    if (present.length > 0) throw new RestoreError(`${bounded(target)} is not empty`);
     return;
   }
   for (const name of present) {
@@ -177,6 +213,8 @@ class Restore {
   constructor(
     private readonly reader: ObjectReader,
     private readonly root: string,
+    /** The target, when others may write into it: entries are then reached through it. */
+    private readonly folder: Folder | undefined,
     private readonly options: MaterializeOptions,
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -189,31 +227,35 @@ class Restore {
     try {
       return decodeTree(bytes, hash);
     } catch (error) {
-      throw new RestoreError(`${path || '/'}: ${(error as Error).message}`);
+      throw new RestoreError(`${bounded(path) || '/'}: ${(error as Error).message}`);
     }
   }
 
   async dir(entries: readonly Entry[], path: string, depth: number): Promise<void> {
     if (depth > this.limits.maxDepth)
-      throw new RestoreError(`${path}: nested deeper than ${this.limits.maxDepth} folders`);
+      throw new RestoreError(`${bounded(path)}: nested deeper than ${this.limits.maxDepth} folders`);
     for (const entry of entries) {
       if (depth === 0 && this.options.only?.(entry.name) === false) continue;
       const childPath = path === '' ? entry.name : `${path}/${entry.name}`;
       if (this.failure !== undefined) throw this.failure;
+      if (Buffer.byteLength(this.root) + 1 + Buffer.byteLength(childPath) >= PATH_MAX) {
+        throw new RestoreError(`${bounded(childPath)}: its path is longer than the system allows`);
+      }
       this.entries++;
       if (this.entries > this.limits.maxEntries)
         throw new RestoreError(`the image has more than ${this.limits.maxEntries} entries`);
       await this.options.onProgress?.({ entries: this.entries, bytes: this.bytes, path: childPath });
       switch (entry.type) {
         case 'dir': {
-          const absolute = this.inside(path, entry.name);
           const adopted = depth === 0 && this.options.adopt?.includes(entry.name) === true;
-          await mkdir(absolute, { mode: 0o700 }).catch((error: unknown) => {
-            if (!adopted || (error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          await this.at(path, entry.name, async (absolute) => {
+            await mkdir(absolute, { mode: 0o700 }).catch((error: unknown) => {
+              if (!adopted || (error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+            });
+            if (!(await lstat(absolute)).isDirectory())
+              throw new RestoreError(`${bounded(childPath)}: is not the folder just made`);
+            if (entry.opaque) await this.special('setOpaque', absolute, childPath);
           });
-          if (!(await lstat(absolute)).isDirectory())
-            throw new RestoreError(`${childPath}: is not the folder just made`);
-          if (entry.opaque) await this.special('setOpaque', absolute, childPath);
           this.folders.push({ path: childPath, entry });
           await this.dir((await this.loadTree(entry.tree, childPath)).entries, childPath, depth + 1);
           break;
@@ -226,8 +268,10 @@ class Restore {
           await this.symlink(entry, path, childPath);
           break;
         case 'whiteout':
-          await this.special('writeWhiteout', this.inside(path, entry.name), childPath);
-          await this.attributes(this.inside(path, entry.name), entry, true);
+          await this.at(path, entry.name, async (absolute) => {
+            await this.special('writeWhiteout', absolute, childPath);
+            await this.linkAttributes(absolute, entry);
+          });
           break;
       }
     }
@@ -248,17 +292,14 @@ class Restore {
   async finish(): Promise<void> {
     await this.settle();
     if (this.failure !== undefined) throw this.failure;
-    await this.checkLinks();
-    for (const { path, entry } of this.folders.reverse()) {
-      const absolute = this.inside(posix.dirname(path) === '.' ? '' : posix.dirname(path), entry.name);
-      await this.attributes(absolute, entry, false);
-    }
+    if (this.options.links !== 'as-written') await this.checkLinks();
+    for (const { path, entry } of this.folders.reverse()) await this.folderAttributes(path, entry);
   }
 
   private checkSize(entry: FileEntry, path: string): void {
     if (entry.size > this.limits.maxFileBytes) {
       throw new RestoreError(
-        `${path}: ${entry.size} bytes is over the limit of ${this.limits.maxFileBytes} for a file`,
+        `${bounded(path)}: ${entry.size} bytes is over the limit of ${this.limits.maxFileBytes} for a file`,
       );
     }
     this.bytes += entry.size;
@@ -275,27 +316,27 @@ class Restore {
         const bytes = await this.reader.read(chunk, this.limits.maxObjectBytes);
         written += bytes.length;
         if (written > entry.size)
-          throw new RestoreError(`${path}: its chunks hold more than its ${entry.size} bytes`);
+          throw new RestoreError(`${bounded(path)}: its chunks hold more than its ${entry.size} bytes`);
         parts.push(bytes);
       }
       if (written !== entry.size)
-        throw new RestoreError(`${path}: its chunks hold ${written} bytes, not ${entry.size}`);
+        throw new RestoreError(`${bounded(path)}: its chunks hold ${written} bytes, not ${entry.size}`);
       await this.writeWhole(entry, parent, parts);
       return;
     }
-    const temporary = this.temporary(parent);
-    const handle = await open(temporary, CREATE_FLAGS, 0o600);
+    const temporary = `.upc-restore-${randomBytes(6).toString('hex')}`;
+    const handle = await this.at(parent, temporary, (absolute) => open(absolute, CREATE_FLAGS, 0o600));
     let written = 0;
     try {
       for (const chunk of entry.chunks) {
         const bytes = await this.reader.read(chunk, this.limits.maxObjectBytes);
         written += bytes.length;
         if (written > entry.size)
-          throw new RestoreError(`${path}: its chunks hold more than its ${entry.size} bytes`);
+          throw new RestoreError(`${bounded(path)}: its chunks hold more than its ${entry.size} bytes`);
         await handle.write(bytes);
       }
       if (written !== entry.size)
-        throw new RestoreError(`${path}: its chunks hold ${written} bytes, not ${entry.size}`);
+        throw new RestoreError(`${bounded(path)}: its chunks hold ${written} bytes, not ${entry.size}`);
       // chown clears setuid and setgid, so it goes first.
       if (this.chown) await handle.chown(this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
       await handle.chmod(entry.mode);
@@ -303,12 +344,11 @@ class Restore {
       await handle.utimes(mtime, mtime);
     } catch (error) {
       await handle.close();
-      await rm(temporary, { force: true });
+      await this.at(parent, temporary, (absolute) => rm(absolute, { force: true }));
       throw error;
     }
     await handle.close();
-    // The folder must still be the one we made: a swap for a symlink would send the rename elsewhere.
-    await rename(temporary, this.inside(parent, entry.name));
+    await this.at(parent, temporary, (from, sibling) => rename(from, sibling(entry.name)));
   }
 
   /**
@@ -319,11 +359,11 @@ class Restore {
    * removes the file.
    */
   private async writeWhole(entry: FileEntry, parent: string, parts: readonly Buffer[]): Promise<void> {
-    const path = this.inside(parent, entry.name);
-    const fd =
+    const fd = await this.at(parent, entry.name, (path) =>
       this.options.inMemory === true
         ? openSync(path, CREATE_FLAGS, 0o600)
-        : await openFd(path, CREATE_FLAGS, 0o600);
+        : openFd(path, CREATE_FLAGS, 0o600),
+    );
     try {
       for (const part of parts) writeSync(fd, part);
       if (this.chown) fchownSync(fd, this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
@@ -332,32 +372,35 @@ class Restore {
       futimesSync(fd, mtime, mtime);
     } catch (error) {
       closeSync(fd);
-      rmSync(path, { force: true });
+      await this.at(parent, entry.name, (path) => {
+        rmSync(path, { force: true });
+      });
       throw error;
     }
     closeSync(fd);
   }
 
-  /** A fresh name in the folder `parent`, after checking the folder is still ours. */
-  private temporary(parent: string): string {
-    return join(this.inside(parent), `.upc-restore-${randomBytes(6).toString('hex')}`);
-  }
-
   private async symlink(entry: SymlinkEntry, parent: string, path: string): Promise<void> {
     const { target } = entry;
-    if (isAbsolute(target)) {
+    if (this.options.links === 'as-written') {
+      if (target === '' || target.includes('\0'))
+        throw new RestoreError(`${bounded(path)}: a symlink needs a target`);
+    } else if (isAbsolute(target)) {
       const mount = this.options.mountPoint;
       const normal = posix.normalize(target);
       if (!mount || !(normal === mount || normal.startsWith(mount.endsWith('/') ? mount : `${mount}/`))) {
-        throw new RestoreError(`${path}: symlink to ${target} points outside ${mount ?? 'the image'}`);
+        throw new RestoreError(
+          `${bounded(path)}: symlink to ${bounded(target)} points outside ${mount ?? 'the image'}`,
+        );
       }
     } else if (posix.normalize(posix.join(parent, target)).split('/')[0] === '..') {
-      throw new RestoreError(`${path}: symlink to ${target} points outside the image`);
+      throw new RestoreError(`${bounded(path)}: symlink to ${bounded(target)} points outside the image`);
     }
-    const absolute = this.inside(parent, entry.name);
-    await symlink(target, absolute);
-    await this.attributes(absolute, entry, true);
-    if (!isAbsolute(target)) this.links.push({ absolute, path });
+    await this.at(parent, entry.name, async (absolute) => {
+      await symlink(target, absolute);
+      await this.linkAttributes(absolute, entry);
+    });
+    if (!isAbsolute(target)) this.links.push({ absolute: join(this.root, path), path });
   }
 
   /**
@@ -375,7 +418,7 @@ class Restore {
       if (resolved === undefined) continue;
       if (resolved !== this.root && !resolved.startsWith(`${this.root}/`)) {
         await rm(absolute, { force: true });
-        throw new RestoreError(`${path}: symlink leads outside the image through other links`);
+        throw new RestoreError(`${bounded(path)}: symlink leads outside the image through other links`);
       }
     }
   }
@@ -384,42 +427,68 @@ class Restore {
     const apply = this.options[hook];
     if (!apply)
       throw new RestoreError(
-        `${path}: an overlay ${hook === 'setOpaque' ? 'opaque folder' : 'whiteout'} needs the driver to restore`,
+        `${bounded(path)}: an overlay ${hook === 'setOpaque' ? 'opaque folder' : 'whiteout'} needs the driver to restore`,
       );
     await apply(absolute);
   }
 
-  private async attributes(absolute: string, entry: Entry, isLink: boolean): Promise<void> {
+  /** Owner and mtime of a link or whiteout, by calls that do not follow it. */
+  private async linkAttributes(absolute: string, entry: Entry): Promise<void> {
     const mtime = secondsOf(entry.mtime);
     if (this.chown) await lchown(absolute, this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
-    if (isLink) {
-      await lutimes(absolute, mtime, mtime);
-      return;
+    await lutimes(absolute, mtime, mtime);
+  }
+
+  /** A folder's recorded owner, mode and mtime, set on the folder itself (opened, never followed). */
+  private async folderAttributes(path: string, entry: DirEntry): Promise<void> {
+    const parent = posix.dirname(path) === '.' ? '' : posix.dirname(path);
+    const fd = await this.at(parent, entry.name, (absolute) => {
+      try {
+        return openSync(absolute, FOLDER_FLAGS);
+      } catch (error) {
+        throw new RestoreError(`${bounded(path)} is no longer a folder: ${(error as Error).message}`);
+      }
+    });
+    try {
+      // chown clears setuid and setgid, so it goes first.
+      if (this.chown) fchownSync(fd, this.id(entry.owner, 'uid'), this.id(entry.group, 'gid'));
+      fchmodSync(fd, entry.mode);
+      const mtime = secondsOf(entry.mtime);
+      futimesSync(fd, mtime, mtime);
+    } finally {
+      closeSync(fd);
     }
-    if (!(await lstat(absolute)).isDirectory()) throw new RestoreError(`${absolute} is no longer a folder`);
-    await chmod(absolute, entry.mode);
-    await utimes(absolute, mtime, mtime);
   }
 
   /**
-   * The absolute path of `name` inside the folder `parent` (relative to the target), after checking
-   * that `parent` still resolves to itself inside the target: no component was swapped for a symlink.
+   * Runs `work` on the path of `name` in the folder `parent` (relative to the target). In an
+   * exclusive restore that is its plain path; otherwise `parent` is opened beneath the target
+   * without following links, and the path names the entry through that descriptor, valid until
+   * `work` ends (`sibling` names others of the same folder). A folder swapped for a link fails
+   * here, and nothing is written elsewhere.
    */
-  private inside(parent: string, name?: string): string {
-    const expected = parent === '' ? this.root : join(this.root, parent);
-    if (this.options.exclusive === true) return name === undefined ? expected : join(expected, name);
-    let actual: string | undefined;
-    try {
-      actual = realpathSync.native(expected);
-    } catch {
-      actual = undefined;
+  private async at<T>(
+    parent: string,
+    name: string,
+    work: (path: string, sibling: (name: string) => string) => Promise<T> | T,
+  ): Promise<T> {
+    if (!this.folder) {
+      const folder = parent === '' ? this.root : join(this.root, parent);
+      return work(join(folder, name), (other) => join(folder, other));
     }
-    if (actual !== expected) {
+    let dir: Directory;
+    try {
+      dir = this.folder.directory(parent);
+    } catch (error) {
       throw new RestoreError(
-        `${parent}: the folder was replaced while restoring (it resolves to ${actual ?? 'nothing'})`,
+        `${bounded(parent)}: the folder was replaced while restoring (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
       );
     }
-    return name === undefined ? expected : join(expected, name);
+    try {
+      return await work(beneathEntry(dir, name), (other) => beneathEntry(dir, other));
+    } finally {
+      closeDirectory(dir);
+    }
   }
 
   private id(owner: Owner, kind: 'uid' | 'gid'): number {

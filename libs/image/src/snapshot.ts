@@ -1,6 +1,16 @@
-import { createReadStream, lstatSync, readFileSync, type BigIntStats } from 'node:fs';
-import { readdir, readFile, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  lstatSync,
+  readdirSync,
+  readFile as readFileCallback,
+  readFileSync,
+  readlinkSync,
+} from 'node:fs';
+import { closeDirectory, type Directory, entry, Folder, type OpenBeneath, self } from './beneath.js';
 import {
   chunkBuffer,
   chunkStream,
@@ -21,6 +31,8 @@ import {
   validateName,
 } from './tree.js';
 
+/** The longest path a system call takes (Linux's PATH_MAX, its final NUL included). */
+const PATH_MAX = 4096;
 /** Files up to this size are read in one synchronous call. */
 const SMALL_FILE = 1024 * 1024;
 /** Reads of a file that keeps changing while it is read, before it is given up as unstable. */
@@ -154,8 +166,13 @@ export interface SnapshotOptions {
   sessionGid?: number;
   /** True for paths that are never saved (the policy's `exclude` rules). */
   exclude?: (path: string) => boolean;
-  /** Whether a folder is an overlayfs opaque directory; the Linux driver supplies this. */
-  isOpaque?: (absolutePath: string) => Promise<boolean>;
+  /** Whether the folder open as `fd` is an overlayfs opaque directory; the Linux driver supplies this. */
+  isOpaque?: (fd: number) => boolean;
+  /**
+   * How paths beneath the root are opened without following links (see `Folder`); the Linux
+   * driver supplies a faster one than the default.
+   */
+  openBeneath?: OpenBeneath;
   /** Files read at once. */
   concurrency?: number;
   /** Called for entries a snapshot cannot hold (sockets, FIFOs, devices), which are left out. */
@@ -212,14 +229,20 @@ export async function snapshot(
       for (let i = 1; i <= parts.length; i++) dirty.add(parts.slice(0, i).join('/'));
     }
   }
-  const run = new SnapshotRun(writer, chunker, options, dirty);
-  const top = await run.dir(root, '', previous);
-  await writer.flush();
-  if (cache) {
-    cache.root = top;
-    cache.chunker = chunker;
+  const folder = Folder.open(root, options.openBeneath);
+  try {
+    const run = new SnapshotRun(folder, writer, chunker, options, dirty);
+    const top = await run.dir('', previous);
+    if (!top) throw new SnapshotError(`${root} changed while it was read`);
+    await writer.flush();
+    if (cache) {
+      cache.root = top.dir;
+      cache.chunker = chunker;
+    }
+    return { root: top.dir.hash, chunker, stats: { ...run.stats, ...top.dir.totals } };
+  } finally {
+    folder.close();
   }
-  return { root: top.hash, chunker, stats: { ...run.stats, ...top.totals } };
 }
 
 /** Stats of a snapshot that has read nothing yet. */
@@ -237,6 +260,25 @@ export function emptySnapshotStats(): SnapshotStats {
   };
 }
 
+/** What a folder's listing found of an entry: its stats, and a link's target. */
+interface Found {
+  stats: BigIntStats;
+  target?: string;
+}
+
+/** A folder read: what it holds, and whether it is overlay-opaque (undefined: as cached). */
+interface ReadDir {
+  dir: CachedDir;
+  opaque: boolean | undefined;
+}
+
+/** Errors that say an entry is no longer what its folder's listing said it was. */
+const CHANGED = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL', 'ENXIO', 'EXDEV']);
+
+function changedUnderUs(error: unknown): boolean {
+  return CHANGED.has((error as NodeJS.ErrnoException).code ?? '');
+}
+
 class SnapshotRun {
   readonly stats: SnapshotStats = emptySnapshotStats();
   private readonly reads: ReturnType<typeof limiter>;
@@ -244,6 +286,7 @@ class SnapshotRun {
   private readonly gid: number;
 
   constructor(
+    private readonly folder: Folder,
     private readonly writer: ObjectWriter,
     private readonly chunker: ChunkerParams,
     private readonly options: SnapshotOptions,
@@ -254,50 +297,43 @@ class SnapshotRun {
     this.gid = options.sessionGid ?? process.getgid?.() ?? 0;
   }
 
-  async dir(absolute: string, path: string, cached: CachedDir | undefined): Promise<CachedDir> {
+  /**
+   * The folder at `path` (relative to the snapshot's root), read unless the cache may be trusted;
+   * undefined if it is no longer a folder (it was replaced while the snapshot ran).
+   */
+  async dir(path: string, cached: CachedDir | undefined): Promise<ReadDir | undefined> {
     if (cached && !cached.stale && this.dirty && !this.dirty.has(path)) {
-      return cached;
+      return { dir: cached, opaque: undefined };
     }
+    const listing = this.list(path, cached);
+    if (!listing) return undefined;
     this.stats.dirsRead++;
-    const names: string[] = [];
-    for (const raw of await readdir(absolute, { encoding: 'buffer' })) {
-      const name = raw.toString('utf8');
-      const childPath = path === '' ? name : `${path}/${name}`;
-      if (!Buffer.from(name, 'utf8').equals(raw)) {
-        // Tree names are UTF-8; a name that is not would come back changed, so say so instead.
-        this.options.onSkip?.(childPath, 'its name is not valid UTF-8');
-        continue;
-      }
-      if (!this.options.exclude?.(childPath)) names.push(name);
-    }
     const result: CachedDir = {
       hash: '',
       tree: { entries: [] },
       files: new Map(),
       dirs: new Map(),
       totals: { files: 0, dirs: 0, symlinks: 0, whiteouts: 0, bytes: 0 },
+      ...(listing.stale ? { stale: true as const } : {}),
     };
     const cachedEntries = new Map(cached?.tree.entries.map((e) => [e.name, e]));
     const entries = await Promise.all(
-      names.map(async (name): Promise<Entry | undefined> => {
-        validateName(name, `folder ${absolute}`);
+      listing.names.map(async (name): Promise<Entry | undefined> => {
         const childPath = path === '' ? name : `${path}/${name}`;
-        const childAbsolute = join(absolute, name);
-        const trusted = this.dirty !== undefined && !this.dirty.has(childPath) && !cached?.stale;
-        const cachedFile = cached?.files.get(name);
-        if (trusted && cachedFile) {
-          result.files.set(name, cachedFile);
-          return cachedFile.entry;
+        const found = listing.found.get(name);
+        if (!found) {
+          // Trusted: as cached.
+          const cachedFile = cached?.files.get(name);
+          if (cachedFile) {
+            result.files.set(name, cachedFile);
+            return cachedFile.entry;
+          }
+          const cachedDir = cached?.dirs.get(name);
+          const read = cachedDir && (await this.dir(childPath, cachedDir));
+          if (read) result.dirs.set(name, read.dir);
+          return cachedEntries.get(name);
         }
-        const cachedDir = cached?.dirs.get(name);
-        if (trusted && cachedDir && !cachedDir.stale) {
-          const entry = cachedEntries.get(name);
-          result.dirs.set(name, await this.dir(childAbsolute, childPath, cachedDir));
-          return entry;
-        }
-        // A stat of a cached inode is cheaper than the thread-pool round trip of an asynchronous one.
-        const stats = lstatSync(childAbsolute, { bigint: true });
-        return this.entry(name, childAbsolute, childPath, stats, cached, cachedEntries.get(name), result);
+        return this.entry(name, childPath, found, cached, cachedEntries.get(name), result);
       }),
     );
     if ([...result.dirs.values()].some((d) => d.stale)) result.stale = true;
@@ -306,21 +342,90 @@ class SnapshotRun {
     const { hash, bytes } = hashTree(result.tree);
     await this.writer.write(bytes, hash);
     result.hash = hash;
-    return result;
+    return { dir: result, opaque: listing.opaque };
+  }
+
+  /**
+   * Reads a folder through a descriptor of its own: its names, and the stats (and link targets) of
+   * those the cache may not be trusted for. Entries gone or changed meanwhile are left for the next
+   * snapshot (the folder is then marked stale). Undefined if the folder itself is gone or replaced.
+   */
+  private list(
+    path: string,
+    cached: CachedDir | undefined,
+  ): { names: string[]; found: Map<string, Found>; opaque: boolean; stale: boolean } | undefined {
+    let dir: Directory;
+    try {
+      dir = this.folder.directory(path);
+    } catch (error) {
+      if (path !== '' && changedUnderUs(error)) return undefined;
+      throw error;
+    }
+    try {
+      const names: string[] = [];
+      const tooLong = (name: string) => Buffer.byteLength(path) + Buffer.byteLength(name) + 2 >= PATH_MAX;
+      const found = new Map<string, Found>();
+      let stale = false;
+      for (const raw of readdirSync(self(dir), { encoding: 'buffer' })) {
+        const name = raw.toString('utf8');
+        const childPath = path === '' ? name : `${path}/${name}`;
+        if (!Buffer.from(name, 'utf8').equals(raw)) {
+          // Tree names are UTF-8; a name that is not would come back changed, so say so instead.
+          this.options.onSkip?.(childPath, 'its name is not valid UTF-8');
+          continue;
+        }
+        if (this.options.exclude?.(childPath)) continue;
+        validateName(name, `folder ${path || '/'}`);
+        if (tooLong(name)) {
+          // Nothing takes a longer path: it could be neither read nor restored.
+          this.options.onSkip?.(childPath, 'its path is longer than the system allows (4,096 bytes)');
+          continue;
+        }
+        const trusted = this.dirty !== undefined && !this.dirty.has(childPath) && !cached?.stale;
+        const cachedDir = cached?.dirs.get(name);
+        if (trusted && (cached?.files.has(name) === true || (cachedDir !== undefined && !cachedDir.stale))) {
+          names.push(name); // as cached
+          continue;
+        }
+        try {
+          // A stat of a cached inode is cheaper than the thread-pool round trip of an asynchronous one.
+          const stats = lstatSync(entry(dir, name), { bigint: true });
+          found.set(name, {
+            stats,
+            ...(stats.isSymbolicLink() ? { target: readlinkSync(entry(dir, name)) } : {}),
+          });
+          names.push(name);
+        } catch (error) {
+          if (!changedUnderUs(error)) throw error;
+          // Gone, or a link no more by the time it was read: the next snapshot looks again.
+          stale = true;
+          const previous = cached?.tree.entries.find((e) => e.name === name);
+          if (previous) {
+            names.push(name);
+            found.delete(name);
+          }
+        }
+      }
+      const opaque = dir.fd >= 0 && this.options.isOpaque !== undefined && this.options.isOpaque(dir.fd);
+      return { names, found, opaque, stale };
+    } finally {
+      closeDirectory(dir);
+    }
   }
 
   private async entry(
     name: string,
-    absolute: string,
     path: string,
-    stats: BigIntStats,
+    found: Found,
     cached: CachedDir | undefined,
     previous: Entry | undefined,
     result: CachedDir,
   ): Promise<Entry | undefined> {
+    const { stats } = found;
     const base = this.base(name, stats);
     if (stats.isFile()) {
-      const file = await this.file(name, absolute, stats, cached?.files.get(name));
+      const file = await this.file(name, path, stats, cached?.files.get(name));
+      if (file === 'gone') return undefined;
       if (file) {
         result.files.set(name, file);
         return file.entry;
@@ -333,13 +438,19 @@ class SnapshotRun {
       return previous?.type === 'file' ? previous : undefined;
     }
     if (stats.isDirectory()) {
-      const dir = await this.dir(absolute, path, cached?.dirs.get(name));
-      result.dirs.set(name, dir);
-      const opaque = (await this.options.isOpaque?.(absolute)) === true;
-      return { ...base, type: 'dir', tree: dir.hash, ...(opaque ? { opaque: true as const } : {}) };
+      const read = await this.dir(path, cached?.dirs.get(name));
+      if (!read) {
+        // Replaced by something else since it was listed: as it was, and looked at again next time.
+        result.stale = true;
+        const before = cached?.dirs.get(name);
+        if (before && previous?.type === 'dir') result.dirs.set(name, { ...before, stale: true });
+        return previous?.type === 'dir' ? previous : undefined;
+      }
+      result.dirs.set(name, read.dir);
+      return { ...base, type: 'dir', tree: read.dir.hash, ...(read.opaque ? { opaque: true as const } : {}) };
     }
     if (stats.isSymbolicLink()) {
-      return { ...base, type: 'symlink', target: await readlink(absolute) };
+      return { ...base, type: 'symlink', target: found.target ?? '' };
     }
     if (stats.isCharacterDevice() && stats.rdev === 0n) {
       return { ...base, type: 'whiteout' };
@@ -360,83 +471,105 @@ class SnapshotRun {
 
   /**
    * A regular file: as cached if its size, mtime and inode are, else read. A read is trusted only if
-   * a stat after it shows the file as the stat before it did; otherwise it may be torn, and the file
-   * is read again, up to READ_ATTEMPTS reads. Undefined if it was still changing after the last.
+   * a stat of the open file after it shows it as the stat before it did; otherwise it may be torn,
+   * and the file is read again, up to READ_ATTEMPTS reads. Undefined if it was still changing after
+   * the last; `gone` if it was deleted (or replaced by something not a file) before it was read.
    */
   private async file(
     name: string,
-    absolute: string,
+    path: string,
     stats: BigIntStats,
     cached: CachedFile | undefined,
-  ): Promise<CachedFile | undefined> {
-    let base = this.base(name, stats);
+  ): Promise<CachedFile | undefined | 'gone'> {
+    const listed = this.base(name, stats);
     const size = Number(stats.size);
     const ino = stats.ino.toString();
-    if (cached && cached.size === size && cached.mtime === base.mtime && cached.ino === ino) {
+    if (cached && cached.size === size && cached.mtime === listed.mtime && cached.ino === ino) {
       return {
         size,
-        mtime: base.mtime,
+        mtime: listed.mtime,
         ino,
-        entry: { ...base, type: 'file', size, chunks: cached.entry.chunks },
+        entry: { ...listed, type: 'file', size, chunks: cached.entry.chunks },
       };
     }
     for (let attempt = 1; ; attempt++) {
-      const expected = Number(stats.size);
-      const read = await (expected <= SMALL_FILE
-        ? this.readChunks(absolute, expected)
-        : this.reads(() => this.readChunks(absolute, expected)));
-      if (read) {
-        this.stats.filesRead++;
-        this.stats.bytesRead += read.bytes;
-      }
-      const after = lstatIfPresent(absolute);
-      if (read && after && sameVersion(stats, after)) {
-        // The size recorded is what was read, which the stat after it confirms.
-        const { chunks, bytes } = read;
+      const read = await (size <= SMALL_FILE
+        ? this.readChunks(path, size)
+        : this.reads(() => this.readChunks(path, size)));
+      if (read === 'gone') return attempt === 1 ? 'gone' : undefined;
+      this.stats.filesRead++;
+      this.stats.bytesRead += read.bytes;
+      if (read.stable) {
+        // What is recorded is the file read: its stats, and the size of what was read.
+        const base = this.base(name, read.before);
         return {
-          size: bytes,
+          size: read.bytes,
           mtime: base.mtime,
-          ino: stats.ino.toString(),
-          entry: { ...base, type: 'file', size: bytes, chunks },
+          ino: read.before.ino.toString(),
+          entry: { ...base, type: 'file', size: read.bytes, chunks: read.chunks },
         };
       }
-      if (attempt === READ_ATTEMPTS || !after?.isFile()) return undefined;
-      stats = after;
-      base = this.base(name, stats);
+      if (attempt === READ_ATTEMPTS) return undefined;
     }
   }
 
-  /** The file's chunks, stored; undefined if it was deleted before it could be read. */
+  /**
+   * The file's chunks, stored, read through a descriptor opened beneath the root without following
+   * a link; `stable` if a stat of the open file after the read shows it as one before did. `gone`
+   * if it was deleted, or is no longer a regular file, by the time it is opened.
+   */
   private async readChunks(
-    absolute: string,
+    path: string,
     size: number,
-  ): Promise<{ chunks: string[]; bytes: number } | undefined> {
-    const chunks: string[] = [];
-    let bytes = 0;
-    const store = async (chunk: Uint8Array) => {
-      const hash = sha256Hex(chunk);
-      chunks.push(hash);
-      bytes += chunk.length;
-      if (!this.writer.has(hash)) await this.writer.write(chunk, hash);
-    };
+  ): Promise<{ chunks: string[]; bytes: number; before: BigIntStats; stable: boolean } | 'gone'> {
+    let fd: number;
     try {
+      fd = this.folder.open(path, READ_FLAGS);
+    } catch (error) {
+      if (changedUnderUs(error)) return 'gone';
+      throw error;
+    }
+    try {
+      const before = fstatSync(fd, { bigint: true });
+      if (!before.isFile()) return 'gone';
+      const chunks: string[] = [];
+      let bytes = 0;
+      const store = async (chunk: Uint8Array) => {
+        const hash = sha256Hex(chunk);
+        chunks.push(hash);
+        bytes += chunk.length;
+        if (!this.writer.has(hash)) await this.writer.write(chunk, hash);
+      };
       if (size <= SMALL_FILE) {
-        // Most files are small and in the page cache: one synchronous read beats the four thread-pool
-        // round trips (open, stat, read, close) of an asynchronous one.
-        for (const chunk of chunkBuffer(readFileSync(absolute), this.chunker)) await store(chunk);
+        // Most files are small and in the page cache: one synchronous read beats the thread-pool
+        // round trips of an asynchronous one.
+        for (const chunk of chunkBuffer(readFileSync(fd), this.chunker)) await store(chunk);
       } else if (size <= this.chunker.maxSize * 2) {
-        for (const chunk of chunkBuffer(await readFile(absolute), this.chunker)) await store(chunk);
+        for (const chunk of chunkBuffer(await readWhole(fd), this.chunker)) await store(chunk);
       } else {
-        const stream = createReadStream(absolute, { highWaterMark: this.chunker.maxSize });
+        const stream = createReadStream('', { fd, autoClose: false, highWaterMark: this.chunker.maxSize });
         for await (const chunk of chunkStream(stream as AsyncIterable<Buffer>, this.chunker))
           await store(chunk);
       }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
+      const after = fstatSync(fd, { bigint: true });
+      return { chunks, bytes, before, stable: sameVersion(before, after) && Number(before.size) === bytes };
+    } finally {
+      closeSync(fd);
     }
-    return { chunks, bytes };
   }
+}
+
+/** How files are opened to be read: never a link, never waiting on a FIFO, never a terminal. */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+/** The whole content of an open file, read in the thread pool. */
+function readWhole(fd: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    readFileCallback(fd, (error, data) => {
+      if (error) reject(error);
+      else resolve(data);
+    });
+  });
 }
 
 export interface PrimeOptions {
@@ -448,10 +581,12 @@ export interface PrimeOptions {
   /** Ids that count as "the session's user" (default: this process's), as for `snapshot`. */
   sessionUid?: number;
   sessionGid?: number;
+  /** As for `snapshot`. */
+  openBeneath?: OpenBeneath;
 }
 
 /**
- * A cache for `folder` just restored from `rootTree` (by `materialize`), so that the first snapshot
+ * A cache for `root` just restored from `rootTree` (by `materialize`), so that the first snapshot
  * after a restore reads only what changed since instead of every file. The tree is walked alongside
  * the folder: a file is cached only if it is still a regular file of the entry's size and mtime;
  * one that is not, or is missing, is left out (the snapshot reads it). Anything unlike the tree
@@ -461,14 +596,23 @@ export interface PrimeOptions {
 export async function primeSnapshotCache(
   reader: ObjectReader,
   rootTree: string,
-  folder: string,
+  root: string,
   options: PrimeOptions = {},
 ): Promise<SnapshotCache> {
   const chunker = options.chunker ?? DEFAULT_CHUNKER;
   validateChunkerParams(chunker);
   const uid = options.sessionUid ?? process.getuid?.() ?? 0;
   const gid = options.sessionGid ?? process.getgid?.() ?? 0;
-  const prime = async (hash: string, absolute: string): Promise<CachedDir> => {
+  const folder = Folder.open(root, options.openBeneath);
+  const stale = (hash: string, tree: Tree): CachedDir => ({
+    hash,
+    tree,
+    files: new Map(),
+    dirs: new Map(),
+    totals: totalsOf(tree, new Map()),
+    stale: true,
+  });
+  const prime = async (hash: string, path: string): Promise<CachedDir> => {
     const tree = decodeTree(await reader.read(hash), hash);
     const result: CachedDir = {
       hash,
@@ -477,59 +621,97 @@ export async function primeSnapshotCache(
       dirs: new Map(),
       totals: { files: 0, dirs: 0, symlinks: 0, whiteouts: 0, bytes: 0 },
     };
-    const names = new Set(tree.entries.map((e) => e.name));
-    const present = await readdir(absolute, { encoding: 'buffer' });
-    if (present.length !== names.size || present.some((raw) => !names.has(raw.toString('utf8'))))
-      result.stale = true;
-    for (const entry of tree.entries) {
-      const childAbsolute = join(absolute, entry.name);
-      const stats = lstatIfPresent(childAbsolute);
-      if (!stats) {
+    const subfolders: [string, string][] = [];
+    // The session may be running: the folder is looked at through a descriptor, and anything
+    // unlike the tree, gone or replaced meanwhile, marks it stale.
+    let dir: Directory;
+    try {
+      dir = folder.directory(path);
+    } catch (error) {
+      if (path !== '' && changedUnderUs(error)) return stale(hash, tree);
+      throw error;
+    }
+    try {
+      const names = new Set(tree.entries.map((e) => e.name));
+      const present = readdirSync(self(dir), { encoding: 'buffer' });
+      if (present.length !== names.size || present.some((raw) => !names.has(raw.toString('utf8'))))
         result.stale = true;
-        continue;
-      }
-      // Whether a snapshot would record it as the tree does, but for the content.
-      const mtime = Number(stats.mtimeNs / 1000n);
-      const same =
-        Number(stats.mode & 0o7777n) === entry.mode &&
-        mtime === entry.mtime &&
-        ownerOf(Number(stats.uid), uid) === entry.owner &&
-        ownerOf(Number(stats.gid), gid) === entry.group;
-      switch (entry.type) {
-        case 'file':
-          // The content is the entry's if the size and mtime are (materialize set the mtime last).
-          if (stats.isFile() && Number(stats.size) === entry.size && mtime === entry.mtime) {
-            result.files.set(entry.name, { size: entry.size, mtime, ino: stats.ino.toString(), entry });
-          }
-          if (!same || !stats.isFile() || Number(stats.size) !== entry.size) result.stale = true;
-          break;
-        case 'dir': {
-          if (!stats.isDirectory()) {
-            result.stale = true;
-            break;
-          }
-          const dir = await prime(entry.tree, childAbsolute);
-          if (!same) dir.stale = true;
-          if (dir.stale) result.stale = true;
-          result.dirs.set(entry.name, dir);
-          break;
+      for (const entry of tree.entries) {
+        const stats = lstatPresent(dir, entry.name);
+        if (!stats) {
+          result.stale = true;
+          continue;
         }
-        case 'symlink':
-          if (!stats.isSymbolicLink() || !same || (await readlink(childAbsolute)) !== entry.target)
-            result.stale = true;
-          break;
-        case 'whiteout':
-          if (!stats.isCharacterDevice() || stats.rdev !== 0n || !same) result.stale = true;
-          break;
+        // Whether a snapshot would record it as the tree does, but for the content.
+        const mtime = Number(stats.mtimeNs / 1000n);
+        const same =
+          Number(stats.mode & 0o7777n) === entry.mode &&
+          mtime === entry.mtime &&
+          ownerOf(Number(stats.uid), uid) === entry.owner &&
+          ownerOf(Number(stats.gid), gid) === entry.group;
+        switch (entry.type) {
+          case 'file':
+            // The content is the entry's if the size and mtime are (materialize set the mtime last).
+            if (stats.isFile() && Number(stats.size) === entry.size && mtime === entry.mtime) {
+              result.files.set(entry.name, { size: entry.size, mtime, ino: stats.ino.toString(), entry });
+            }
+            if (!same || !stats.isFile() || Number(stats.size) !== entry.size) result.stale = true;
+            break;
+          case 'dir':
+            if (!stats.isDirectory()) result.stale = true;
+            else {
+              if (!same) result.stale = true;
+              subfolders.push([entry.name, entry.tree]);
+            }
+            break;
+          case 'symlink':
+            if (!stats.isSymbolicLink() || !same || readlinkPresent(dir, entry.name) !== entry.target)
+              result.stale = true;
+            break;
+          case 'whiteout':
+            if (!stats.isCharacterDevice() || stats.rdev !== 0n || !same) result.stale = true;
+            break;
+        }
       }
+    } finally {
+      closeDirectory(dir);
+    }
+    for (const [name, tree] of subfolders) {
+      const child = await prime(tree, path === '' ? name : `${path}/${name}`);
+      if (child.stale) result.stale = true;
+      result.dirs.set(name, child);
     }
     result.totals = totalsOf(tree, result.dirs);
     return result;
   };
-  const cache = new SnapshotCache();
-  cache.root = await prime(rootTree, folder);
-  cache.chunker = chunker;
-  return cache;
+  try {
+    const cache = new SnapshotCache();
+    cache.root = await prime(rootTree, '');
+    cache.chunker = chunker;
+    return cache;
+  } finally {
+    folder.close();
+  }
+}
+
+/** `lstat` (bigint) of `name` in the folder, or undefined if nothing is there any more. */
+function lstatPresent(dir: Directory, name: string): BigIntStats | undefined {
+  try {
+    return lstatSync(entry(dir, name), { bigint: true });
+  } catch (error) {
+    if (changedUnderUs(error)) return undefined;
+    throw error;
+  }
+}
+
+/** The target of the link `name` in the folder, or undefined if it is no longer a link. */
+function readlinkPresent(dir: Directory, name: string): string | undefined {
+  try {
+    return readlinkSync(entry(dir, name));
+  } catch (error) {
+    if (changedUnderUs(error)) return undefined;
+    throw error;
+  }
 }
 
 function ownerOf(id: number, session: number): Owner {
@@ -545,15 +727,4 @@ function sameVersion(before: BigIntStats, after: BigIntStats): boolean {
     before.ctimeNs === after.ctimeNs &&
     before.ino === after.ino
   );
-}
-
-/** `lstat` (bigint), or undefined if nothing is at the path any more. */
-function lstatIfPresent(absolute: string): BigIntStats | undefined {
-  try {
-    return lstatSync(absolute, { bigint: true });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw error;
-  }
 }

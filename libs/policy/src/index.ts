@@ -27,6 +27,7 @@ export {
   type RuleSource,
   type SavedKind,
 } from './policy.js';
+export { allowedBy, applyHostAccess, defaultHostAccess, type HostAccess } from './allow.js';
 export { DEFAULT_LINUX_POLICY, DEFAULT_WINDOWS_POLICY, defaultPolicy } from './defaults.js';
 export {
   excludeMatcher,
@@ -36,4 +37,4 @@ export {
   pathRules,
   ruleFor,
 } from './evaluate.js';
-export { PathSyntaxError, type Platform, PLATFORMS, USER } from './paths.js';
+export { parsePath, PathSyntaxError, type Platform, PLATFORMS, USER } from './paths.js';
