@@ -39,6 +39,10 @@ class Lane {
   }
 
   submit(job: Job): void {
+    if (this.closed) {
+      job.reject(new Error('the server is shutting down'));
+      return;
+    }
     this.queue.push(job);
     this.pump();
   }
