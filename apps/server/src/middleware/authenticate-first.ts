@@ -28,10 +28,11 @@ export function authenticateFirst(
   problems: ProblemFilter,
 ): void {
   const api = `/${apiPrefix}/`;
-  const refuse = (reply: FastifyReply, error: unknown, unread: boolean) => {
+  // The answer goes before the body is read. Whatever of the body still comes is read and dropped
+  // by Node, never kept; the connection stays open, so the client reads the answer rather than
+  // failing to write the rest of its body to a closed socket.
+  const refuse = (reply: FastifyReply, error: unknown) => {
     const { problem, headers } = problems.toProblem(error);
-    // The body is not wanted: the connection closes after the answer rather than read it all.
-    if (unread) void reply.header('connection', 'close');
     return reply.status(problem.status).headers(headers).type('application/problem+json').send(problem);
   };
   fastify.addHook('onRequest', async (request: AuthedRequest, reply: FastifyReply) => {
@@ -40,12 +41,12 @@ export function authenticateFirst(
     if (route.config.upcPublic === true) {
       if (declaredLength(request) <= PUBLIC_BODY_LIMIT) return;
       const detail = `a route that needs no token takes at most ${PUBLIC_BODY_LIMIT} bytes`;
-      return refuse(reply, new ApiException('payload_too_large', detail), true);
+      return refuse(reply, new ApiException('payload_too_large', detail));
     }
     try {
       request.actor = await auth.authenticate(bearerToken(request), request.ip);
     } catch (error) {
-      return refuse(reply, error, hasBody(request));
+      return refuse(reply, error);
     }
   });
 }
@@ -54,9 +55,4 @@ export function authenticateFirst(
 function declaredLength(request: FastifyRequest): number {
   const length = Number(request.headers['content-length'] ?? 0);
   return Number.isFinite(length) ? length : 0;
-}
-
-function hasBody(request: FastifyRequest): boolean {
-  const length = request.headers['content-length'];
-  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
