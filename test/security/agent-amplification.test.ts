@@ -172,25 +172,29 @@ describe('a tiny chunk named as gigabytes of files', () => {
     180_000,
   );
 
-  // Runs as it.skipIf(!canMount) once session.ts checks the room before it fetches (see expansion.ts).
-  it.skip(`(skipped until the login calls requireLayersRoom: issue 14 #8${canMount ? '' : '; it also needs root, to mount a small tmpfs'}) does not fit where the layers go: the login says so before writing anything`, async () => {
-    await userWithBomb('gus', { files: 4, padding: MiB });
-    // The PC's agent home on a filesystem of 128 MiB, its layers kept on disk there.
-    const small = await testFolder('upc-small-disk-');
-    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=128m', 'tmpfs', small]);
-    expect(mounted.status, mounted.stderr.toString()).toBe(0);
-    const a = await Pc.create('pc-a', server.url, small);
-    try {
-      await a.ok(['device', 'layers', 'disk']);
-      const result = await a.login('gus');
-      expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/files come to 257\.\d MiB, more than the .* free for them on the disk/);
-      await expectNothingLarge(a);
-    } finally {
-      await a.dispose();
-      spawnSync('umount', ['-l', small]);
-    }
-  });
+  it.skipIf(!canMount)(
+    `${canMount ? '' : '(skipped: it needs root, to mount a small tmpfs) '}does not fit where the layers go: the login says so before writing anything`,
+    async () => {
+      await userWithBomb('gus', { files: 4, padding: MiB });
+      // The PC's agent home on a filesystem of 128 MiB, its layers kept on disk there.
+      const small = await testFolder('upc-small-disk-');
+      const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=128m', 'tmpfs', small]);
+      expect(mounted.status, mounted.stderr.toString()).toBe(0);
+      const a = await Pc.create('pc-a', server.url, small);
+      try {
+        await a.ok(['device', 'layers', 'disk']);
+        const result = await a.login('gus');
+        expect(result.code).toBe(1);
+        expect(result.stderr).toMatch(
+          /files come to 257\.\d MiB, more than the .* free for them on the disk/,
+        );
+        await expectNothingLarge(a);
+      } finally {
+        await a.dispose();
+        spawnSync('umount', ['-l', small]);
+      }
+    },
+  );
 });
 
 describe('the quota counts what a version expands to', () => {

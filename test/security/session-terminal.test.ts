@@ -245,8 +245,8 @@ describe("a session program gets none of its caller's descriptors", () => {
       },
     );
     let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stdin.end();
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stdin?.end();
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     await secret.close();
     // 'close' waits for every holder of its pipes: the background sleep holds none of them.

@@ -26,7 +26,8 @@ import {
 import { enterCommand, prepareBuilder, type PreparedBuilder } from '@upc/driver';
 import { ApiError, type PcLoginResponse, UpcClient } from '@upc/protocol';
 import { type CachedHead, loadCache, saveCache } from './cache.js';
-import { chooseLayersPlace, claimLayersRoot, type LayersPlace, workspaceIn } from './layers.js';
+import { requireLayersRoom, restoreLimits } from './expansion.js';
+import { claimLayersRoot, type LayersPlace, workspaceIn } from './layers.js';
 import { AgentError, EXIT } from './exit-codes.js';
 import { AGENT_VERSION } from './index.js';
 import { call as callSocket, DaemonUnreachable } from './ipc.js';
@@ -313,6 +314,7 @@ export async function restoreWorkspace(
       const before = restored.bytes;
       const done = await materialize(repo, root, workspaceDir, {
         ...LAYER_RESTORE,
+        limits: restoreLimits(workspaceDir), // what it writes fits the room where it goes
         ...(owner ? { sessionUid: owner.uid, sessionGid: owner.gid } : {}),
         ...(builder ? OVERLAY_RESTORE_HOOKS : {}),
         ...part,
@@ -443,14 +445,20 @@ async function loginWith(
     } else {
       repo = await LocalRepository.open(home.objectsDir);
       if (gather.cacheKey) await loadCache(home, device.ownerId, gather.cacheKey, repo);
-      if (head) fetched = await fetchFromServer(client, workspace.id, repo, head.rootTree, options.quiet);
+      // Whether the version fits where its layers go is known from its trees, before any chunk.
+      if (head)
+        fetched = await fetchFromServer(client, workspace.id, repo, head.rootTree, options.quiet, {
+          checkFileBytes: (bytes) => {
+            requireLayersRoom(home, preferences.layers, bytes);
+          },
+        });
       fetchedAt = performance.now();
       const progress = new Progress('restoring', 'bytes', process.stderr, options.quiet);
       const restoring = restoreWorkspace(home, repo, head?.rootTree, policy, options.user, {
         // A builder the head start took went with what it made.
         builder: ahead.isolated ? (ahead.takeBuilder() ?? prepareBuilder()) : undefined,
         // In memory unless this PC says otherwise or the image is big for it (layers.ts).
-        place: chooseLayersPlace(preferences.layers, fetched.fileBytes),
+        place: requireLayersRoom(home, preferences.layers, fetched.fileBytes),
         onProgress: (bytes) => {
           progress.update(bytes, fetched.fileBytes);
         },

@@ -30,7 +30,8 @@ import {
   Folder,
   type OpenBeneath,
 } from './beneath.js';
-import { limiter } from './limit.js';
+import { ByteBudget, limiter } from './limit.js';
+import { ObjectFormatError } from './object.js';
 import type { ObjectReader } from './repository.js';
 import {
   decodeTree,
@@ -53,6 +54,11 @@ export function bounded(path: string): string {
   if (path.length <= MESSAGE_PATH) return path;
   return `${path.slice(0, MESSAGE_PATH / 2)}…${path.slice(1 - MESSAGE_PATH / 2)}`;
 }
+/**
+ * Decoded bytes a restore holds at once, over the files it writes side by side: a hostile image of
+ * many different 64 MiB chunks then costs a bounded amount of memory, not 8 × 64 MiB.
+ */
+const RESTORE_MEMORY = 64 * 1024 * 1024;
 /** Files up to this size are gathered in memory and written with synchronous calls. */
 const SMALL_FILE = 4 * 1024 * 1024;
 
@@ -202,6 +208,8 @@ class Restore {
   bytes = 0;
   private readonly limits: RestoreLimits;
   private readonly writes: ReturnType<typeof limiter>;
+  /** Decoded bytes held at once by the files being written. */
+  private readonly memory: ByteBudget;
   private readonly chown: boolean;
   private readonly pending: Promise<void>[] = [];
   private failure: Error | undefined;
@@ -218,6 +226,7 @@ class Restore {
     private readonly options: MaterializeOptions,
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.memory = new ByteBudget(RESTORE_MEMORY);
     this.writes = limiter(options.concurrency ?? 8);
     this.chown = options.chown ?? process.getuid?.() === 0;
   }
@@ -310,18 +319,19 @@ class Restore {
 
   private async file(entry: FileEntry, parent: string, path: string): Promise<void> {
     if (entry.size <= SMALL_FILE) {
-      const parts: Buffer[] = [];
-      let written = 0;
-      for (const chunk of entry.chunks) {
-        const bytes = await this.reader.read(chunk, this.limits.maxObjectBytes);
-        written += bytes.length;
-        if (written > entry.size)
-          throw new RestoreError(`${bounded(path)}: its chunks hold more than its ${entry.size} bytes`);
-        parts.push(bytes);
-      }
-      if (written !== entry.size)
-        throw new RestoreError(`${bounded(path)}: its chunks hold ${written} bytes, not ${entry.size}`);
-      await this.writeWhole(entry, parent, parts);
+      // The whole file is held until it is written: its bytes count against the restore's budget.
+      await this.memory.use(entry.size, async () => {
+        const parts: Buffer[] = [];
+        let written = 0;
+        for (const chunk of entry.chunks) {
+          const bytes = await this.chunk(chunk, entry, written, path);
+          written += bytes.length;
+          parts.push(bytes);
+        }
+        if (written !== entry.size)
+          throw new RestoreError(`${bounded(path)}: its chunks hold ${written} bytes, not ${entry.size}`);
+        await this.writeWhole(entry, parent, parts);
+      });
       return;
     }
     const temporary = `.upc-restore-${randomBytes(6).toString('hex')}`;
@@ -329,11 +339,12 @@ class Restore {
     let written = 0;
     try {
       for (const chunk of entry.chunks) {
-        const bytes = await this.reader.read(chunk, this.limits.maxObjectBytes);
-        written += bytes.length;
-        if (written > entry.size)
-          throw new RestoreError(`${bounded(path)}: its chunks hold more than its ${entry.size} bytes`);
-        await handle.write(bytes);
+        const most = Math.min(this.limits.maxObjectBytes, entry.size - written);
+        written += await this.memory.use(most, async () => {
+          const bytes = await this.chunk(chunk, entry, written, path);
+          await handle.write(bytes);
+          return bytes.length;
+        });
       }
       if (written !== entry.size)
         throw new RestoreError(`${bounded(path)}: its chunks hold ${written} bytes, not ${entry.size}`);
@@ -349,6 +360,25 @@ class Restore {
     }
     await handle.close();
     await this.at(parent, temporary, (from, sibling) => rename(from, sibling(entry.name)));
+  }
+
+  /**
+   * One chunk of a file, `written` bytes of it already read: one that would expand past what is
+   * left of the file is refused before it is decoded (a 2 KiB object may declare 64 MiB).
+   */
+  private async chunk(hash: string, entry: FileEntry, written: number, path: string): Promise<Buffer> {
+    const left = entry.size - written;
+    try {
+      return await this.reader.read(hash, Math.min(this.limits.maxObjectBytes, left));
+    } catch (error) {
+      if (
+        error instanceof ObjectFormatError &&
+        error.kind === 'too_large' &&
+        left < this.limits.maxObjectBytes
+      )
+        throw new RestoreError(`${bounded(path)}: its chunks hold more than its ${entry.size} bytes`);
+      throw error;
+    }
   }
 
   /**

@@ -10,6 +10,7 @@ import {
   readFileSync,
   readlinkSync,
 } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { closeDirectory, type Directory, entry, Folder, type OpenBeneath, self } from './beneath.js';
 import {
   chunkBuffer,
@@ -305,7 +306,7 @@ class SnapshotRun {
     if (cached && !cached.stale && this.dirty && !this.dirty.has(path)) {
       return { dir: cached, opaque: undefined };
     }
-    const listing = this.list(path, cached);
+    const listing = await this.list(path, cached);
     if (!listing) return undefined;
     this.stats.dirsRead++;
     const result: CachedDir = {
@@ -350,10 +351,10 @@ class SnapshotRun {
    * those the cache may not be trusted for. Entries gone or changed meanwhile are left for the next
    * snapshot (the folder is then marked stale). Undefined if the folder itself is gone or replaced.
    */
-  private list(
+  private async list(
     path: string,
     cached: CachedDir | undefined,
-  ): { names: string[]; found: Map<string, Found>; opaque: boolean; stale: boolean } | undefined {
+  ): Promise<{ names: string[]; found: Map<string, Found>; opaque: boolean; stale: boolean } | undefined> {
     let dir: Directory;
     try {
       dir = this.folder.directory(path);
@@ -366,7 +367,8 @@ class SnapshotRun {
       const tooLong = (name: string) => Buffer.byteLength(path) + Buffer.byteLength(name) + 2 >= PATH_MAX;
       const found = new Map<string, Found>();
       let stale = false;
-      for (const raw of readdirSync(self(dir), { encoding: 'buffer' })) {
+      // Read in the thread pool, the folder held open meanwhile by its descriptor.
+      for (const raw of await readdir(self(dir), { encoding: 'buffer' })) {
         const name = raw.toString('utf8');
         const childPath = path === '' ? name : `${path}/${name}`;
         if (!Buffer.from(name, 'utf8').equals(raw)) {
@@ -529,30 +531,56 @@ class SnapshotRun {
       if (changedUnderUs(error)) return 'gone';
       throw error;
     }
+    let before: BigIntStats;
+    let after: BigIntStats | undefined;
+    let content: Buffer | undefined;
+    const chunks: string[] = [];
+    let bytes = 0;
+    const store = async (chunk: Uint8Array) => {
+      const hash = sha256Hex(chunk);
+      chunks.push(hash);
+      bytes += chunk.length;
+      if (!this.writer.has(hash)) await this.writer.write(chunk, hash);
+    };
     try {
-      const before = fstatSync(fd, { bigint: true });
+      before = fstatSync(fd, { bigint: true });
       if (!before.isFile()) return 'gone';
-      const chunks: string[] = [];
-      let bytes = 0;
-      const store = async (chunk: Uint8Array) => {
-        const hash = sha256Hex(chunk);
-        chunks.push(hash);
-        bytes += chunk.length;
-        if (!this.writer.has(hash)) await this.writer.write(chunk, hash);
-      };
       if (size <= SMALL_FILE) {
         // Most files are small and in the page cache: one synchronous read beats the thread-pool
-        // round trips of an asynchronous one.
-        for (const chunk of chunkBuffer(readFileSync(fd), this.chunker)) await store(chunk);
+        // round trips of an asynchronous one, and the descriptor is closed before anything waits.
+        content = readFileSync(fd);
       } else if (size <= this.chunker.maxSize * 2) {
-        for (const chunk of chunkBuffer(await readWhole(fd), this.chunker)) await store(chunk);
+        content = await readWhole(fd);
       } else {
         const stream = createReadStream('', { fd, autoClose: false, highWaterMark: this.chunker.maxSize });
         for await (const chunk of chunkStream(stream as AsyncIterable<Buffer>, this.chunker))
           await store(chunk);
+        after = fstatSync(fd, { bigint: true });
       }
-      const after = fstatSync(fd, { bigint: true });
-      return { chunks, bytes, before, stable: sameVersion(before, after) && Number(before.size) === bytes };
+    } finally {
+      closeSync(fd);
+    }
+    if (content) {
+      for (const chunk of chunkBuffer(content, this.chunker)) await store(chunk);
+      // Looked at again by its name, beneath the root: a file changed or replaced since it was read
+      // (or while its chunks were stored) is read again.
+      after = this.statBeneath(path);
+    }
+    const stable = after !== undefined && sameVersion(before, after) && Number(before.size) === bytes;
+    return { chunks, bytes, before, stable };
+  }
+
+  /** The stats of whatever `path` names now (a link as a link), or undefined if nothing does. */
+  private statBeneath(path: string): BigIntStats | undefined {
+    let fd: number;
+    try {
+      fd = this.folder.open(path, O_PATH);
+    } catch (error) {
+      if (changedUnderUs(error)) return undefined;
+      throw error;
+    }
+    try {
+      return fstatSync(fd, { bigint: true });
     } finally {
       closeSync(fd);
     }
@@ -561,6 +589,8 @@ class SnapshotRun {
 
 /** How files are opened to be read: never a link, never waiting on a FIFO, never a terminal. */
 const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+/** A descriptor that names a file without opening it (Linux's O_PATH), to stat a link as a link. */
+const O_PATH = process.platform === 'linux' ? 0o10000000 : constants.O_RDONLY;
 
 /** The whole content of an open file, read in the thread pool. */
 function readWhole(fd: number): Promise<Buffer> {
