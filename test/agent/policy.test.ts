@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_LINUX_POLICY } from '@upc/policy';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { filesUnder, simulatedPcs } from '../support/agent.js';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -180,11 +181,19 @@ describe('upc policy', () => {
   it('refuses to log in with a stored policy that is not valid, until it is reset', async () => {
     const { client } = await server.user('dan');
     const workspace = await client.createWorkspace({ name: 'default' });
-    await client.setPolicy(workspace.id, {
-      v: 1,
-      platform: 'linux',
-      rules: [{ kind: 'cow', path: '/dev/shm' }],
-    });
+    const invalid = { v: 1, platform: 'linux', rules: [{ kind: 'cow', path: '/dev/shm' }] };
+    // Today's server refuses it; one from before it checked policies stored any JSON.
+    await expect(client.setPolicy(workspace.id, invalid)).rejects.toThrow(/lies inside default rule 9/);
+    const db = new pg.Client({ connectionString: server.databaseUrl });
+    await db.connect();
+    try {
+      await db.query('UPDATE workspaces SET policy = $1 WHERE id = $2', [
+        JSON.stringify(invalid),
+        workspace.id,
+      ]);
+    } finally {
+      await db.end();
+    }
     const a = await pc('pc-a');
     const refused = await a.login('dan');
     expect(refused.code).toBe(1);
