@@ -1,6 +1,10 @@
 import { encodeTree, type Entry, sha256Hex } from '@upc/image';
 import { describe, expect, it } from 'vitest';
+import { type TreeSummary, work } from '../workers/tree-work.js';
 import { expandedBytes, type StoredTrees, TreeMissingError } from './expanded-size.js';
+
+/** A tree's stored form (format byte 0: raw), as the store keeps it. */
+const encodeStored = (plain: Buffer) => Buffer.concat([Buffer.of(0), plain]);
 
 const base = { mode: 0o644, mtime: 1_700_000_000_000_000, owner: 'user', group: 'user' } as const;
 const CHUNK = 'c'.repeat(64);
@@ -32,12 +36,12 @@ class Trees implements StoredTrees {
     return Promise.resolve(found);
   }
 
-  read(hash: string): Promise<Buffer> {
+  summary(hash: string): Promise<TreeSummary> {
     if (this.reads.includes(hash)) throw new Error(`tree ${hash} read twice`);
     this.reads.push(hash);
     const bytes = this.bytes.get(hash);
     if (!bytes) throw new Error(`read of ${hash}, which lookup did not find`);
-    return Promise.resolve(bytes);
+    return work({ op: 'summary', tree: { hash, stored: encodeStored(bytes) } });
   }
 
   record(sizes: ReadonlyMap<string, number>): Promise<void> {

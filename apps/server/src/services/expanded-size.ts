@@ -1,4 +1,5 @@
-import { decodeTree, limiter, type Tree, TreeFormatError } from '@upc/image';
+import { limiter } from '@upc/image';
+import type { TreeSummary } from '../workers/tree-work.js';
 
 /** What counting a version's expanded size needs from the workspace's stored trees. */
 export interface StoredTrees {
@@ -7,8 +8,11 @@ export interface StoredTrees {
    * count (null: not counted yet). Hashes it does not store are absent.
    */
   lookup(hashes: readonly string[]): Promise<Map<string, number | null>>;
-  /** A stored tree's plaintext, checked against its id. */
-  read(hash: string): Promise<Buffer>;
+  /**
+   * What a stored tree holds: its files' bytes and its folders (a tree that does not decode, none).
+   * Decoded off the thread that answers requests when it is big (TreeService).
+   */
+  summary(hash: string): Promise<TreeSummary>;
   /** Records the sizes of trees counted in full, for later counts. */
   record(sizes: ReadonlyMap<string, number>): Promise<void>;
 }
@@ -55,16 +59,11 @@ export async function expandedBytes(root: string, trees: StoredTrees, limit: num
   };
 
   const count = async (hash: string): Promise<number> => {
-    const tree = await reads(async () => {
+    const { fileBytes, folders } = await reads(async () => {
       if (stopped) throw new PastLimit();
-      return parse(hash, await trees.read(hash));
+      return trees.summary(hash);
     });
-    let total = 0;
-    const folders: string[] = [];
-    for (const entry of tree.entries) {
-      if (entry.type === 'file') total += entry.size;
-      else if (entry.type === 'dir') folders.push(entry.tree);
-    }
+    let total = fileBytes;
     if (total > limit) throw new PastLimit();
     await known(folders);
     const parts = await Promise.all(folders.map((folder) => sizes.get(folder) ?? Promise.resolve(0)));
@@ -86,14 +85,5 @@ export async function expandedBytes(root: string, trees: StoredTrees, limit: num
     stopped = true;
     await Promise.allSettled(sizes.values()); // no read still running once the count is reported
     if (counted.size > 0) await trees.record(counted);
-  }
-}
-
-function parse(hash: string, bytes: Buffer): Tree {
-  try {
-    return decodeTree(bytes, hash);
-  } catch (error) {
-    if (error instanceof TreeFormatError) return { entries: [] };
-    throw error;
   }
 }

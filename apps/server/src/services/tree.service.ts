@@ -6,6 +6,7 @@ import {
   type DiffLevel,
   type TreePage,
   type TreeRef,
+  type TreeSummary,
   work,
   type WorkRequest,
   type WorkResult,
@@ -104,6 +105,11 @@ export class TreeService {
     }));
     await this.objects.storeEncoded(workspaceId, made.hash, made.stored);
     return made.hash;
+  }
+
+  /** What the folder holds for the count of a version's size (see expanded-size.ts). */
+  summary(workspaceId: string, tree: string): Promise<TreeSummary> {
+    return this.run(workspaceId, [tree], ([ref]) => ({ op: 'summary', tree: ref as TreeRef }));
   }
 
   /**

@@ -12,8 +12,8 @@ import { AuditService } from './audit.service.js';
 import { DeviceService } from './device.service.js';
 import { toVersion } from './dto.js';
 import { expandedBytes, TreeMissingError } from './expanded-size.js';
+import { TreeService } from './tree.service.js';
 import { LeaseService } from './lease.service.js';
-import { ObjectService } from './object.service.js';
 import { WorkspaceService } from './workspace.service.js';
 
 type Commit = z.output<typeof CommitRequest>;
@@ -24,12 +24,12 @@ export class VersionService {
   constructor(
     private readonly versions: VersionRepository,
     private readonly objects: ObjectRepository,
-    private readonly objectReader: ObjectService,
     private readonly workspaceRows: WorkspaceRepository,
     private readonly workspaces: WorkspaceService,
     private readonly devices: DeviceService,
     private readonly leases: LeaseService,
     private readonly audit: AuditService,
+    private readonly trees: TreeService,
   ) {}
 
   async list(actor: Actor, workspaceId: string, limit: number, before?: string): Promise<Version[]> {
@@ -113,7 +113,7 @@ export class VersionService {
         rootTree,
         {
           lookup: (hashes) => this.versions.expandedBytes(workspaceId, hashes),
-          read: (hash) => this.objectReader.readPlaintext(workspaceId, hash),
+          summary: (hash) => this.trees.summary(workspaceId, hash),
           record: (sizes) => this.versions.recordExpandedBytes(workspaceId, sizes),
         },
         limit,

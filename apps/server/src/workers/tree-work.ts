@@ -8,6 +8,7 @@ import {
   type PackEntry,
   readPackIndex,
   type Tree,
+  TreeFormatError,
 } from '@upc/image';
 import type { TreeChange, TreeEntry } from '@upc/protocol';
 
@@ -46,7 +47,8 @@ export type WorkRequest =
   | { op: 'list'; tree: TreeRef; offset: number; limit: number }
   | { op: 'child'; tree: TreeRef; name: string }
   | { op: 'diff'; before: TreeRef | null; after: TreeRef | null; prefix: string; budget: number }
-  | { op: 'replace'; tree: TreeRef | null; name: string; replacement: Entry | undefined };
+  | { op: 'replace'; tree: TreeRef | null; name: string; replacement: Entry | undefined }
+  | { op: 'summary'; tree: TreeRef };
 
 export interface WorkResults {
   verifyObject: null;
@@ -55,6 +57,24 @@ export interface WorkResults {
   child: Entry | null;
   diff: DiffLevel;
   replace: { hash: string; stored: Uint8Array };
+  summary: TreeSummary;
+}
+
+/** What a folder holds for the count of a version's size: its files' bytes, and its folders. */
+export interface TreeSummary {
+  fileBytes: number;
+  folders: string[];
+}
+
+/** A tree's summary; one that does not decode restores nothing, and sums to nothing. */
+export function summarize(entries: readonly Entry[]): TreeSummary {
+  let fileBytes = 0;
+  const folders: string[] = [];
+  for (const entry of entries) {
+    if (entry.type === 'file') fileBytes += entry.size;
+    else if (entry.type === 'dir') folders.push(entry.tree);
+  }
+  return { fileBytes, folders };
 }
 
 export type WorkResult<R extends WorkRequest> = WorkResults[R['op']];
@@ -124,6 +144,13 @@ async function dispatch(
         request.prefix,
         request.budget,
       );
+    case 'summary':
+      try {
+        return summarize((await decodeStoredTree(request.tree, trees)).entries);
+      } catch (error) {
+        if (error instanceof TreeFormatError) return { fileBytes: 0, folders: [] };
+        throw error;
+      }
     case 'replace': {
       const entries = request.tree === null ? [] : (await decodeStoredTree(request.tree, trees)).entries;
       const next = entries.filter((e) => e.name !== request.name);
