@@ -1,9 +1,9 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { encodeObject, type Entry, hashTree } from '@upc/image';
 import { type TreeListing, UpcClient } from '@upc/protocol';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/database.js';
-import { startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { serverProcessEnv, startServerProcess, type ServerProcess } from '../support/server-process.js';
 
 /**
  * Issue 14, finding 11: listing a folder of 300,000 entries held the server's event loop for about
@@ -57,17 +57,8 @@ async function root(big: Entry[]): Promise<string> {
 }
 
 beforeAll(async () => {
-  const s3 = inject('s3');
   server = await startServerProcess({
-    DATABASE_URL: await createTestDatabase(),
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_BUCKET: `t-${randomBytes(6).toString('hex')}`,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: 'true',
-    UPC_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    UPC_LOG_LEVEL: 'error',
+    ...serverProcessEnv(await createTestDatabase()),
     UPC_WORKER_THREADS: '1',
   });
   admin = new UpcClient({ baseUrl: server.url });

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { Agent, request } from 'node:http';
 import { encodePack, sha256Hex } from '@upc/image';
 import { UpcClient } from '@upc/protocol';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/database.js';
-import { startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { serverProcessEnv, startServerProcess, type ServerProcess } from '../support/server-process.js';
 
 /**
  * Issue 14, finding 7: the server read whole request bodies before it checked the token. Twenty
@@ -31,19 +31,10 @@ let admin: UpcClient;
 /** Where the server keeps uploads while it checks them. */
 let spool: string;
 beforeAll(async () => {
-  const s3 = inject('s3');
   spool = await mkdtemp(join(tmpdir(), 'upc-spool-'));
   server = await startServerProcess({
+    ...serverProcessEnv(await createTestDatabase()),
     UPC_UPLOAD_DIR: spool,
-    DATABASE_URL: await createTestDatabase(),
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_BUCKET: `t-${randomBytes(6).toString('hex')}`,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: 'true',
-    UPC_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    UPC_LOG_LEVEL: 'error',
   });
   admin = new UpcClient({ baseUrl: server.url });
   await admin.login('admin', ADMIN_PASSWORD);

@@ -1,11 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { UpcClient } from '@upc/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { workspaceWithLease } from '../support/fixtures.js';
 import { problemOf } from '../support/problems.js';
-import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.js';
-import { startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { serverProcessEnv, startServerProcess, type ServerProcess } from '../support/server-process.js';
 
 let server: TestServer;
 let erin: UpcClient;
@@ -96,18 +94,7 @@ describe('two server processes on one database', () => {
   });
 
   it('honour one lease: of many concurrent acquires through both, exactly one wins', async () => {
-    const s3 = inject('s3');
-    const env = {
-      DATABASE_URL: server.databaseUrl,
-      S3_ENDPOINT: s3.endpoint,
-      S3_REGION: s3.region,
-      S3_BUCKET: `t-${randomBytes(6).toString('hex')}`,
-      S3_ACCESS_KEY_ID: s3.accessKeyId,
-      S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      S3_FORCE_PATH_STYLE: 'true',
-      UPC_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      UPC_LOG_LEVEL: 'warn',
-    };
+    const env = serverProcessEnv(server.databaseUrl, 'warn');
     // Kept as each one starts, so that one failing to start does not leave the other running.
     const start = () =>
       startServerProcess(env).then((p) => {

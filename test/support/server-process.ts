@@ -2,7 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
 import { freePort } from '../../apps/server/src/embedded-postgres.js';
+import { ADMIN_PASSWORD } from './server.js';
 
 export const SERVER_MAIN = fileURLToPath(new URL('../../apps/server/dist/main.js', import.meta.url));
 
@@ -13,6 +16,25 @@ export interface ServerProcess {
   output(): string;
   /** Sends the signal and resolves with the exit code once the process is gone. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * What a server process needs to run on the tests' shared services: `databaseUrl`, a bucket of its
+ * own on the shared S3-API server, the tests' admin password, quiet logs.
+ */
+export function serverProcessEnv(databaseUrl: string, logLevel = 'error'): Record<string, string> {
+  const s3 = inject('s3');
+  return {
+    DATABASE_URL: databaseUrl,
+    S3_ENDPOINT: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_BUCKET: `t-${randomBytes(6).toString('hex')}`,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_FORCE_PATH_STYLE: 'true',
+    UPC_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    UPC_LOG_LEVEL: logLevel,
+  };
 }
 
 /** Runs the built server (`npm start`'s program) as its own process and waits until it answers health. */
