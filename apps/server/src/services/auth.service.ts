@@ -25,8 +25,9 @@ export class AuthService {
   ) {}
 
   async login(username: string, password: string, address: string): Promise<LoginResponse> {
-    const user = await this.verifyCredentials(username, password, address);
-    return this.issueToken(user, address, randomUUID());
+    const { user, reset } = await this.verifyCredentials(username, password, address);
+    const [session] = await Promise.all([this.issueToken(user, address, randomUUID()), reset]);
+    return session;
   }
 
   /**
@@ -41,9 +42,9 @@ export class AuthService {
     address: string,
     work: (actor: Actor) => Promise<T>,
   ): Promise<{ session: LoginResponse; result: T }> {
-    const user = await this.verifyCredentials(username, password, address);
+    const { user, reset } = await this.verifyCredentials(username, password, address);
     const tokenId = randomUUID();
-    const result = await work(actorOf(user, tokenId, address));
+    const [result] = await Promise.all([work(actorOf(user, tokenId, address)), reset]);
     return { session: await this.issueToken(user, address, tokenId), result };
   }
 
@@ -75,8 +76,14 @@ export class AuthService {
    * The user whose password this is, for a sign-in from `address`: 429 while the sign-in limit says
    * wait, 401 (audited as a failure) for a wrong username or password, 403 for a disabled user. The
    * try is counted before the password is hashed, so parallel tries cannot pass the limit together.
+   * `reset`, the limit's count started again for this user and address, runs beside what the
+   * sign-in does next (one database round trip off the sign-in's path); the caller awaits it.
    */
-  private async verifyCredentials(username: string, password: string, address: string): Promise<UserRow> {
+  private async verifyCredentials(
+    username: string,
+    password: string,
+    address: string,
+  ): Promise<{ user: UserRow; reset: Promise<void> }> {
     const name = username.toLowerCase();
     // The user is looked up while the try is counted (a refused one is never hashed).
     const [, user] = await Promise.all([this.admit(name, address), this.users.findByUsername(name)]);
@@ -92,9 +99,10 @@ export class AuthService {
       });
       throw new ApiException('invalid_credentials');
     }
-    await this.throttles.succeeded(name, address);
     if (user.disabled) throw new ApiException('user_disabled');
-    return user;
+    const reset = this.throttles.succeeded(name, address);
+    reset.catch(() => undefined); // awaited by the caller, beside its next step
+    return { user, reset };
   }
 
   private async issueToken(user: UserRow, address: string, tokenId: string): Promise<LoginResponse> {
