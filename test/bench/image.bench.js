@@ -38,7 +38,14 @@ import process from 'node:process';
 import { clearTimeout, setImmediate, setTimeout } from 'node:timers';
 import { gzipSync } from 'node:zlib';
 import { LocalRepository, materialize, snapshot, SnapshotCache } from '../../libs/image/dist/index.js';
+import { hasOpenBeneath, openBeneath } from '../../driver/dist/index.js';
 import { describeMachine, loadAverage, Random, runBench, table } from './harness.js';
+
+/**
+ * How snapshots open what they read, as the agent's daemon does: through the driver's openat2 where
+ * the kernel has it (Linux 5.6 and later), else the library's own walk of one name at a time.
+ */
+const BENEATH = process.platform === 'linux' && hasOpenBeneath() ? { openBeneath } : {};
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RESULT_FILE = join(ROOT, 'test-results/bench-image.json');
@@ -641,7 +648,9 @@ async function timed(task) {
  */
 async function oursSnapshot(repoDir, dataDir, cache) {
   const before = await folderBytes(repoDir).catch(() => 0);
-  const run = await timed(async () => snapshot(dataDir, await LocalRepository.open(repoDir), { cache }));
+  const run = await timed(async () =>
+    snapshot(dataDir, await LocalRepository.open(repoDir), { cache, ...BENEATH }),
+  );
   const storedBytes = await folderBytes(repoDir);
   return {
     ms: run.ms,
@@ -750,7 +759,7 @@ async function run() {
       const target = dir(`restore/ours-${name}`);
       const measure = await timed(async () => {
         const repository = await LocalRepository.open(dir(`ours/${name}`));
-        await materialize(repository, root, target);
+        await materialize(repository, root, target, BENEATH);
         return repository;
       });
       measure.result.close();
@@ -840,7 +849,9 @@ async function run() {
   const repository = manyRepo.result;
   const manyBytes = () => folderBytes(dir('ours/many'));
 
-  const first = await timed(async () => snapshot(dir('data/many'), repository, { cache: manyCache }));
+  const first = await timed(async () =>
+    snapshot(dir('data/many'), repository, { cache: manyCache, ...BENEATH }),
+  );
   record(
     { id: 'M1', label: '100,000 files, first snapshot', tool: 'ours', ...many },
     { ...first, storedBytes: await manyBytes() },
@@ -859,7 +870,9 @@ async function run() {
   ];
   await touchOne(dir('data/many'), touched[0] ?? '', 0);
   const storedBeforeRescan = await manyBytes();
-  const rescan = await timed(async () => snapshot(dir('data/many'), repository, { cache: manyCache }));
+  const rescan = await timed(async () =>
+    snapshot(dir('data/many'), repository, { cache: manyCache, ...BENEATH }),
+  );
   const storedAfterRescan = await manyBytes();
   record(
     { id: 'M2', label: '100,000 files, 1 changed, full rescan', tool: 'ours', ...many },
@@ -879,7 +892,7 @@ async function run() {
     const path = touched[n] ?? '';
     await touchOne(dir('data/many'), path, n);
     const result = await timed(async () =>
-      snapshot(dir('data/many'), repository, { cache: manyCache, changed: [path] }),
+      snapshot(dir('data/many'), repository, { cache: manyCache, changed: [path], ...BENEATH }),
     );
     hinted.push(result.ms);
     lastHintedRoot = result.result.root;
@@ -910,7 +923,9 @@ async function run() {
   );
 
   // The hinted snapshots must give the tree a full rescan gives.
-  const check = await timed(async () => snapshot(dir('data/many'), repository, { cache: manyCache }));
+  const check = await timed(async () =>
+    snapshot(dir('data/many'), repository, { cache: manyCache, ...BENEATH }),
+  );
   record({ id: 'M4', label: '100,000 files, nothing changed, full rescan', tool: 'ours', ...many }, check);
   if (check.result.root !== lastHintedRoot)
     problems.push('100,000 files: the hinted snapshot and a full rescan gave different trees');

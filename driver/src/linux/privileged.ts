@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { endianness } from 'node:os';
 
 /**
  * Every privileged call uPC makes on Linux, and the only place that calls libc (through koffi).
@@ -101,15 +102,9 @@ interface Libc {
   lgetxattr(path: string, name: string, value: Buffer, size: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
   fgetxattr(fd: number, name: string, value: Buffer, size: number): number;
-  openat2(root: number, path: string, how: OpenHow): number;
+  openat2(root: number, path: string, how: Buffer): number;
   strerror(errno: number): string;
   errno(): number;
-}
-
-interface OpenHow {
-  flags: bigint;
-  mode: bigint;
-  resolve: bigint;
 }
 
 interface MountAttr {
@@ -127,7 +122,6 @@ function load(): Libc {
   // koffi is CommonJS with a native part; loaded lazily so other platforms never touch it.
   const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
   const lib = koffi.load('libc.so.6');
-  koffi.struct('upc_open_how', { flags: 'uint64', mode: 'uint64', resolve: 'uint64' });
   koffi.struct('upc_mount_attr', {
     attr_set: 'uint64',
     attr_clr: 'uint64',
@@ -154,7 +148,9 @@ function load(): Libc {
   const lgetxattr = fn('long lgetxattr(const char *, const char *, void *, size_t)');
   const lsetxattr = fn('int lsetxattr(const char *, const char *, const void *, size_t, int)');
   const fgetxattr = fn('long fgetxattr(int, const char *, void *, size_t)');
-  const syscall = fn('long syscall(long, ...)');
+  // syscall(2) is variadic, but its arguments are all passed as longs: declared with fixed ones, a
+  // call skips koffi's per-call typing of variadic arguments (a third of openat2's cost here).
+  const openat2 = fn('long syscall(long, long, const char *, void *, size_t)');
   const strerror = lib.func('const char *strerror(int)') as (errno: number) => string;
   libc = {
     mount: (...a) => mount(...a),
@@ -176,8 +172,7 @@ function load(): Libc {
     lgetxattr: (...a) => lgetxattr(...a),
     lsetxattr: (...a) => lsetxattr(...a),
     fgetxattr: (...a) => fgetxattr(...a),
-    openat2: (root, path, how) =>
-      syscall(SYS_OPENAT2, 'int', root, 'const char *', path, 'upc_open_how *', how, 'size_t', 24),
+    openat2: (root, path, how) => openat2(SYS_OPENAT2, root, path, how, how.length),
     strerror,
     errno: () => koffi.errno(),
   };
@@ -195,6 +190,8 @@ const ERRNO_CODES: Record<number, string> = {
   20: 'ENOTDIR',
   21: 'EISDIR',
   22: 'EINVAL',
+  23: 'ENFILE',
+  24: 'EMFILE',
   25: 'ENOTTY',
   28: 'ENOSPC',
   38: 'ENOSYS',
@@ -287,11 +284,11 @@ export function isOpaque(path: string): boolean {
 export function openBeneath(root: number, path: string, flags: number, mode: number): number {
   const c = load();
   const resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  const fd = c.openat2(root, path === '' ? '.' : path, {
-    flags: BigInt(flags | O_CLOEXEC),
-    mode: BigInt(flags & O_CREAT ? mode : 0),
-    resolve: BigInt(resolve),
-  });
+  const fd = c.openat2(
+    root,
+    path === '' ? '.' : path,
+    openHow(flags | O_CLOEXEC, flags & O_CREAT ? mode : 0, resolve),
+  );
   if (fd >= 0) return fd;
   const errno = c.errno();
   const code = ERRNO_CODES[errno] ?? `E${String(errno)}`;
@@ -303,10 +300,21 @@ export function openBeneath(root: number, path: string, flags: number, mode: num
   });
 }
 
+/** openat2's `struct open_how` (flags, mode, resolve: three u64), in one buffer reused by every call. */
+const HOW = Buffer.alloc(24);
+const LITTLE_ENDIAN = endianness() === 'LE';
+function openHow(flags: number, mode: number, resolve: number): Buffer {
+  [flags, mode, resolve].forEach((value, i) => {
+    if (LITTLE_ENDIAN) HOW.writeBigUInt64LE(BigInt(value), i * 8);
+    else HOW.writeBigUInt64BE(BigInt(value), i * 8);
+  });
+  return HOW;
+}
+
 /** Whether this kernel has openat2 (Linux 5.6 and later). */
 export function hasOpenBeneath(): boolean {
   const c = load();
-  const fd = c.openat2(AT_FDCWD, '/', { flags: BigInt(O_PATH | O_CLOEXEC), mode: 0n, resolve: 0n });
+  const fd = c.openat2(AT_FDCWD, '/', openHow(O_PATH | O_CLOEXEC, 0, 0));
   if (fd >= 0) {
     c.close(fd);
     return true;

@@ -9,6 +9,7 @@ import {
   readFile as readFileCallback,
   readFileSync,
   readlinkSync,
+  readSync,
 } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { closeDirectory, type Directory, entry, Folder, type OpenBeneath, self } from './beneath.js';
@@ -283,6 +284,7 @@ function changedUnderUs(error: unknown): boolean {
 class SnapshotRun {
   readonly stats: SnapshotStats = emptySnapshotStats();
   private readonly reads: ReturnType<typeof limiter>;
+  private readonly smallReads: ReturnType<typeof limiter>;
   private readonly uid: number;
   private readonly gid: number;
 
@@ -294,6 +296,7 @@ class SnapshotRun {
     private readonly dirty: Set<string> | undefined,
   ) {
     this.reads = limiter(options.concurrency ?? 8);
+    this.smallReads = limiter(SMALL_READS);
     this.uid = options.sessionUid ?? process.getuid?.() ?? 0;
     this.gid = options.sessionGid ?? process.getgid?.() ?? 0;
   }
@@ -495,9 +498,7 @@ class SnapshotRun {
       };
     }
     for (let attempt = 1; ; attempt++) {
-      const read = await (size <= SMALL_FILE
-        ? this.readChunks(path, size)
-        : this.reads(() => this.readChunks(path, size)));
+      const read = await this.readChunks(path, size);
       if (read === 'gone') return attempt === 1 ? 'gone' : undefined;
       this.stats.filesRead++;
       this.stats.bytesRead += read.bytes;
@@ -524,6 +525,16 @@ class SnapshotRun {
     path: string,
     size: number,
   ): Promise<{ chunks: string[]; bytes: number; before: BigIntStats; stable: boolean } | 'gone'> {
+    // Small files are the many, read all at once: their descriptors are few at a time.
+    return size <= SMALL_FILE
+      ? this.smallReads(() => this.readOpen(path, size))
+      : this.reads(() => this.readOpen(path, size));
+  }
+
+  private async readOpen(
+    path: string,
+    size: number,
+  ): Promise<{ chunks: string[]; bytes: number; before: BigIntStats; stable: boolean } | 'gone'> {
     let fd: number;
     try {
       fd = this.folder.open(path, READ_FLAGS);
@@ -531,66 +542,55 @@ class SnapshotRun {
       if (changedUnderUs(error)) return 'gone';
       throw error;
     }
-    let before: BigIntStats;
-    let after: BigIntStats | undefined;
-    let content: Buffer | undefined;
-    const chunks: string[] = [];
-    let bytes = 0;
-    const store = async (chunk: Uint8Array) => {
-      const hash = sha256Hex(chunk);
-      chunks.push(hash);
-      bytes += chunk.length;
-      if (!this.writer.has(hash)) await this.writer.write(chunk, hash);
-    };
     try {
-      before = fstatSync(fd, { bigint: true });
+      const before = fstatSync(fd, { bigint: true });
       if (!before.isFile()) return 'gone';
+      const chunks: string[] = [];
+      let bytes = 0;
+      const store = async (chunk: Uint8Array) => {
+        const hash = sha256Hex(chunk);
+        chunks.push(hash);
+        bytes += chunk.length;
+        if (!this.writer.has(hash)) await this.writer.write(chunk, hash);
+      };
       if (size <= SMALL_FILE) {
-        // Most files are small and in the page cache: one synchronous read beats the thread-pool
-        // round trips of an asynchronous one, and the descriptor is closed before anything waits.
-        content = readFileSync(fd);
+        // One synchronous read: the file is small and likely in the page cache.
+        for (const chunk of chunkBuffer(readSmall(fd, Number(before.size)), this.chunker)) await store(chunk);
       } else if (size <= this.chunker.maxSize * 2) {
-        content = await readWhole(fd);
+        for (const chunk of chunkBuffer(await readWhole(fd), this.chunker)) await store(chunk);
       } else {
         const stream = createReadStream('', { fd, autoClose: false, highWaterMark: this.chunker.maxSize });
         for await (const chunk of chunkStream(stream as AsyncIterable<Buffer>, this.chunker))
           await store(chunk);
-        after = fstatSync(fd, { bigint: true });
       }
-    } finally {
-      closeSync(fd);
-    }
-    if (content) {
-      for (const chunk of chunkBuffer(content, this.chunker)) await store(chunk);
-      // Looked at again by its name, beneath the root: a file changed or replaced since it was read
-      // (or while its chunks were stored) is read again.
-      after = this.statBeneath(path);
-    }
-    const stable = after !== undefined && sameVersion(before, after) && Number(before.size) === bytes;
-    return { chunks, bytes, before, stable };
-  }
-
-  /** The stats of whatever `path` names now (a link as a link), or undefined if nothing does. */
-  private statBeneath(path: string): BigIntStats | undefined {
-    let fd: number;
-    try {
-      fd = this.folder.open(path, O_PATH);
-    } catch (error) {
-      if (changedUnderUs(error)) return undefined;
-      throw error;
-    }
-    try {
-      return fstatSync(fd, { bigint: true });
+      // The open file as the read ended (its chunks stored): unchanged, or it may be torn.
+      const after = fstatSync(fd, { bigint: true });
+      return { chunks, bytes, before, stable: sameVersion(before, after) && Number(before.size) === bytes };
     } finally {
       closeSync(fd);
     }
   }
 }
 
+/**
+ * All of a small open file, read at once into a buffer of its size and a byte more (to see that it
+ * grew); what is read is what there was.
+ */
+function readSmall(fd: number, size: number): Buffer {
+  const buffer = Buffer.allocUnsafe(size + 1);
+  let length = 0;
+  for (;;) {
+    const read = readSync(fd, buffer, length, buffer.length - length, null);
+    if (read === 0) return buffer.subarray(0, length);
+    length += read;
+    if (length === buffer.length) return Buffer.concat([buffer, readFileSync(fd)]);
+  }
+}
+
 /** How files are opened to be read: never a link, never waiting on a FIFO, never a terminal. */
 const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
-/** A descriptor that names a file without opening it (Linux's O_PATH), to stat a link as a link. */
-const O_PATH = process.platform === 'linux' ? 0o10000000 : constants.O_RDONLY;
+/** Small files open at once (each for its read and the storing of its chunks). */
+const SMALL_READS = 64;
 
 /** The whole content of an open file, read in the thread pool. */
 function readWhole(fd: number): Promise<Buffer> {
