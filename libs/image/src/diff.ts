@@ -27,6 +27,53 @@ async function entriesOf(reader: ObjectReader, hash: string | null): Promise<Ent
   return hash === null ? [] : decodeTree(await reader.read(hash), hash).entries;
 }
 
+/**
+ * What differs between two folders' entries, in name order: an entry only on one side, a leaf
+ * (file, link, whiteout) changed, or a folder on both sides (`descend` to compare its trees; with
+ * `attributes`, its own mode, owners or opaqueness changed too). An entry whose type changed is
+ * `removed` then `added`. The one comparison every diff of trees makes (here and on the server).
+ */
+export type EntryDifference =
+  | { kind: 'removed'; entry: Entry }
+  | { kind: 'added'; entry: Entry }
+  | { kind: 'modified'; before: Entry; after: Entry }
+  | { kind: 'descend'; before: Entry & { type: 'dir' }; after: Entry & { type: 'dir' }; attributes: boolean };
+
+export function* entryDifferences(
+  left: readonly Entry[],
+  right: readonly Entry[],
+): Generator<EntryDifference> {
+  let i = 0;
+  let j = 0;
+  while (i < left.length || j < right.length) {
+    const a = left[i];
+    const b = right[j];
+    const order = a && b ? compareNames(a.name, b.name) : a ? -1 : 1;
+    if (order < 0 && a) {
+      yield { kind: 'removed', entry: a };
+      i++;
+    } else if (order > 0 && b) {
+      yield { kind: 'added', entry: b };
+      j++;
+    } else if (a && b) {
+      i++;
+      j++;
+      if (a.type !== b.type) {
+        yield { kind: 'removed', entry: a };
+        yield { kind: 'added', entry: b };
+      } else if (a.type === 'dir' && b.type === 'dir') {
+        const attributes =
+          a.mode !== b.mode || a.owner !== b.owner || a.group !== b.group || a.opaque !== b.opaque;
+        if (attributes || a.tree !== b.tree) yield { kind: 'descend', before: a, after: b, attributes };
+      } else if (!sameLeaf(a, b)) {
+        yield { kind: 'modified', before: a, after: b };
+      }
+    } else {
+      break;
+    }
+  }
+}
+
 async function walk(
   reader: ObjectReader,
   before: string | null,
@@ -36,32 +83,23 @@ async function walk(
 ) {
   if (before === after) return;
   const [left, right] = await Promise.all([entriesOf(reader, before), entriesOf(reader, after)]);
-  let i = 0;
-  let j = 0;
-  while (i < left.length || j < right.length) {
-    const a = left[i];
-    const b = right[j];
-    const order = a && b ? compareNames(a.name, b.name) : a ? -1 : 1;
-    if (order < 0 && a) {
-      result.removed.push(prefix + a.name);
-      i++;
-    } else if (order > 0 && b) {
-      result.added.push(prefix + b.name);
-      j++;
-    } else if (a && b) {
-      const path = prefix + a.name;
-      if (a.type !== b.type) {
-        result.removed.push(path);
-        result.added.push(path);
-      } else if (a.type === 'dir' && b.type === 'dir') {
-        if (a.mode !== b.mode || a.owner !== b.owner || a.group !== b.group || a.opaque !== b.opaque)
-          result.changed.push(path);
-        await walk(reader, a.tree, b.tree, `${path}/`, result);
-      } else if (!sameLeaf(a, b)) {
-        result.changed.push(path);
+  for (const difference of entryDifferences(left, right)) {
+    switch (difference.kind) {
+      case 'removed':
+        result.removed.push(prefix + difference.entry.name);
+        break;
+      case 'added':
+        result.added.push(prefix + difference.entry.name);
+        break;
+      case 'modified':
+        result.changed.push(prefix + difference.after.name);
+        break;
+      case 'descend': {
+        const path = prefix + difference.after.name;
+        if (difference.attributes) result.changed.push(path);
+        await walk(reader, difference.before.tree, difference.after.tree, `${path}/`, result);
+        break;
       }
-      i++;
-      j++;
     }
   }
 }

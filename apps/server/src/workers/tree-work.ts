@@ -1,9 +1,9 @@
 import {
-  compareNames,
   decodeObject,
   decodeTree,
   encodeObject,
   type Entry,
+  entryDifferences,
   hashTree,
   type PackEntry,
   readPackIndex,
@@ -209,51 +209,40 @@ export function diffLevel(
     changes++;
     return true;
   };
-  const removed = (a: Entry) =>
-    push({ path: prefix + a.name, change: 'removed', type: a.type, sizeBefore: sizeOf(a), sizeAfter: null });
-  const added = (b: Entry) =>
-    push({ path: prefix + b.name, change: 'added', type: b.type, sizeBefore: null, sizeAfter: sizeOf(b) });
-  let i = 0;
-  let j = 0;
-  while (i < left.length || j < right.length) {
-    const a = left[i];
-    const b = right[j];
-    const order = a && b ? compareNames(a.name, b.name) : a ? -1 : 1;
-    if (order < 0 && a) {
-      if (!removed(a)) return { items, truncated: true };
-      i++;
-      continue;
-    }
-    if (order > 0 && b) {
-      if (!added(b)) return { items, truncated: true };
-      j++;
-      continue;
-    }
-    if (!a || !b) break;
-    i++;
-    j++;
-    const path = prefix + a.name;
-    if (a.type !== b.type) {
-      if (!removed(a) || !added(b)) return { items, truncated: true };
-    } else if (a.type === 'dir' && b.type === 'dir') {
-      const attributes =
-        a.mode !== b.mode || a.owner !== b.owner || a.group !== b.group || a.opaque !== b.opaque;
-      if (attributes && !push({ path, change: 'modified', type: 'dir', sizeBefore: null, sizeAfter: null })) {
-        return { items, truncated: true };
+  for (const difference of entryDifferences(left, right)) {
+    switch (difference.kind) {
+      case 'removed': {
+        const a = difference.entry;
+        const change = { change: 'removed', type: a.type, sizeBefore: sizeOf(a), sizeAfter: null } as const;
+        if (!push({ path: prefix + a.name, ...change })) return { items, truncated: true };
+        break;
       }
-      if (a.tree !== b.tree) items.push({ descend: { path, before: a.tree, after: b.tree } });
-    } else if (!sameLeaf(a, b)) {
-      if (!push({ path, change: 'modified', type: b.type, sizeBefore: sizeOf(a), sizeAfter: sizeOf(b) })) {
-        return { items, truncated: true };
+      case 'added': {
+        const b = difference.entry;
+        const change = { change: 'added', type: b.type, sizeBefore: null, sizeAfter: sizeOf(b) } as const;
+        if (!push({ path: prefix + b.name, ...change })) return { items, truncated: true };
+        break;
+      }
+      case 'modified': {
+        const { before: a, after: b } = difference;
+        const change = {
+          change: 'modified',
+          type: b.type,
+          sizeBefore: sizeOf(a),
+          sizeAfter: sizeOf(b),
+        } as const;
+        if (!push({ path: prefix + b.name, ...change })) return { items, truncated: true };
+        break;
+      }
+      case 'descend': {
+        const { before: a, after: b } = difference;
+        const path = prefix + a.name;
+        const change = { change: 'modified', type: 'dir', sizeBefore: null, sizeAfter: null } as const;
+        if (difference.attributes && !push({ path, ...change })) return { items, truncated: true };
+        if (a.tree !== b.tree) items.push({ descend: { path, before: a.tree, after: b.tree } });
+        break;
       }
     }
   }
   return { items, truncated: false };
-}
-
-function sameLeaf(a: Entry, b: Entry): boolean {
-  if (a.mode !== b.mode || a.mtime !== b.mtime || a.owner !== b.owner || a.group !== b.group) return false;
-  if (a.type === 'file' && b.type === 'file') return a.size === b.size && a.chunks.join() === b.chunks.join();
-  if (a.type === 'symlink' && b.type === 'symlink') return a.target === b.target;
-  return true;
 }
