@@ -18,7 +18,6 @@ export {
 export { startTimeOf } from './linux/ids.js';
 export {
   hasOpenBeneath,
-  isOpaque,
   isOpaqueAt,
   openBeneath,
   type Operation,

@@ -1,9 +1,9 @@
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, lstatSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isOpaque, perform } from './privileged.js';
+import { isOpaqueAt, perform } from './privileged.js';
 
 // These run as root on Linux (as CI does): they make real whiteouts, xattrs and ioctls.
 let dir: string;
@@ -22,9 +22,17 @@ describe('the privileged operations', () => {
     expect(stats.rdev).toBe(0n);
 
     await mkdir(join(dir, 'mine'));
-    expect(isOpaque(join(dir, 'mine'))).toBe(false);
+    const opaque = () => {
+      const fd = openSync(join(dir, 'mine'), constants.O_RDONLY | constants.O_DIRECTORY);
+      try {
+        return isOpaqueAt(fd);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    expect(opaque()).toBe(false);
     expect(perform({ op: 'set-opaque', path: join(dir, 'mine') })).toEqual({ ok: true });
-    expect(isOpaque(join(dir, 'mine'))).toBe(true);
+    expect(opaque()).toBe(true);
   });
 
   it('return a failure as a result, with its errno, its name and what was being done', () => {

@@ -99,7 +99,6 @@ interface Libc {
   open(path: string, flags: number): number;
   ioctl(fd: number, request: number, argument: number): number;
   mknod(path: string, mode: number, dev: bigint): number;
-  lgetxattr(path: string, name: string, value: Buffer, size: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
   fgetxattr(fd: number, name: string, value: Buffer, size: number): number;
   openat2(root: number, path: string, how: Buffer): number;
@@ -145,7 +144,6 @@ function load(): Libc {
   const open = fn('int open(const char *, int)');
   const ioctl = fn('int ioctl(int, unsigned long, unsigned long)');
   const mknod = fn('int mknod(const char *, uint32_t, uint64_t)');
-  const lgetxattr = fn('long lgetxattr(const char *, const char *, void *, size_t)');
   const lsetxattr = fn('int lsetxattr(const char *, const char *, const void *, size_t, int)');
   const fgetxattr = fn('long fgetxattr(int, const char *, void *, size_t)');
   // syscall(2) is variadic, but its arguments are all passed as longs: declared with fixed ones, a
@@ -169,7 +167,6 @@ function load(): Libc {
     open: (...a) => open(...a),
     ioctl: (...a) => ioctl(...a),
     mknod: (...a) => mknod(...a),
-    lgetxattr: (...a) => lgetxattr(...a),
     lsetxattr: (...a) => lsetxattr(...a),
     fgetxattr: (...a) => fgetxattr(...a),
     openat2: (root, path, how) => openat2(SYS_OPENAT2, root, path, how, how.length),
@@ -263,14 +260,6 @@ export function perform(operation: Operation): Result {
 /** Loads libc now (a builder started ahead of time does this while it waits for its plan). */
 export function preload(): void {
   load();
-}
-
-/** Whether the folder at `path` is overlay-opaque (a read of its `trusted.overlay.opaque`). */
-export function isOpaque(path: string): boolean {
-  const c = load();
-  const buffer = Buffer.alloc(4);
-  const length = c.lgetxattr(path, OPAQUE_XATTR, buffer, buffer.length);
-  return length === 1 && buffer[0] === 0x79; // 'y'
 }
 
 /**

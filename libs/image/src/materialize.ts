@@ -50,7 +50,7 @@ const PATH_MAX = 4096;
 const MESSAGE_PATH = 200;
 
 /** A path from an image, cut short for a message (a hostile one can be 64 KiB long). */
-export function bounded(path: string): string {
+function bounded(path: string): string {
   if (path.length <= MESSAGE_PATH) return path;
   return `${path.slice(0, MESSAGE_PATH / 2)}…${path.slice(1 - MESSAGE_PATH / 2)}`;
 }
